@@ -1,0 +1,17 @@
+#!/bin/sh
+# Installs the Debian packages minikafka needs for building, testing and
+# benchmarking, but only those that are missing. Called by every Makefile
+# target that builds, so a fresh Debian machine needs nothing by hand.
+set -eu
+need="gcc make pkg-config libfuse3-dev fuse3 libuv1-dev libxxhash-dev libcriterion-dev attr valgrind e2fsprogs util-linux coreutils procps psmisc python3"
+missing=""
+for p in $need; do
+    st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    case "$st" in *"ok installed"*) ;; *) missing="$missing $p" ;; esac
+done
+[ -z "$missing" ] && exit 0
+echo "install-deps: installing:$missing"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+$SUDO apt-get update -q >/dev/null
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q $missing >/dev/null
