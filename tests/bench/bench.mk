@@ -1,0 +1,26 @@
+# make bench — minikafka against passthrough_ll and the raw local file system.
+# Included by the top-level Makefile; see tests/bench/bench.sh for what is
+# measured. Not part of TEST_TARGETS: timings are printed, never judged.
+#
+#   make bench                 full run (~15-25 min, needs ~20 GB free disk)
+#   make bench BENCH_QUICK=1   smoke run (smaller sizes, fewer repetitions)
+
+BENCH_DIR   := $(BUILD)/bench
+BENCH_TOOLS := $(addprefix $(BENCH_DIR)/,writer checklog genlines waitsize)
+# libfuse's example, compiled straight from Debian's copy: never vendored here.
+PASSTHROUGH_SRC := /usr/share/doc/libfuse3-dev/examples/passthrough_ll.c
+PASSTHROUGH     := $(BENCH_DIR)/passthrough_ll
+
+.PHONY: bench bench-tools
+bench-tools: $(BENCH_TOOLS) $(PASSTHROUGH)
+
+$(BENCH_DIR)/%: tests/bench/%.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) $(OPT) -pthread $< -o $@
+
+$(PASSTHROUGH): $(PASSTHROUGH_SRC) | deps
+	@mkdir -p $(dir $@)
+	$(CC) -Wall $(OPT) $< $(shell pkg-config fuse3 --cflags --libs 2>/dev/null) -o $@
+
+bench: all bench-tools
+	BENCH_BIN=$(BENCH_DIR) MK=$(MK) bash tests/bench/bench.sh
