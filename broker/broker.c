@@ -1,0 +1,349 @@
+/*
+ * broker — the data directory, its lock, the topic registry, housekeeping
+ * and the status text.
+ *
+ * DATA DIRECTORY
+ *   DATA/.lock        flock()ed by the running daemon, holds its pid: a
+ *                     second daemon on the same directory is refused
+ *   DATA/meta         "format=1", "node.id=N", "next.topic.id=N" (atomic)
+ *   DATA/topics/NAME  one directory per topic (topic.c)
+ *   DATA/trash/       topics being created or deleted; emptied at start
+ *
+ * HOUSEKEEPING runs once a second on the loop: per partition, roll by age,
+ * retention, and an index checkpoint when the commit point moved.
+ */
+#include "broker/internal.h"
+#include "broker/sysio.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#define HOUSEKEEP_MS 1000
+
+const struct mk_config *broker_config(const struct broker *b)
+{
+    return &b->cfg;
+}
+
+const char *broker_data_dir(const struct broker *b)
+{
+    return b->data_dir;
+}
+
+void broker_recovery(const struct broker *b, struct broker_recovery *r)
+{
+    *r = b->rec;
+}
+
+void broker_job_start(struct broker *b)
+{
+    b->jobs++;
+}
+
+void broker_job_end(struct broker *b)
+{
+    b->jobs--;
+}
+
+bool broker_busy(const struct broker *b)
+{
+    return b->jobs > 0;
+}
+
+/* ------------------------------------------------------------------- meta */
+
+int broker_write_meta(struct broker *b)
+{
+    char buf[128];
+    int len = snprintf(buf, sizeof(buf), "format=1\nnode.id=%" PRIu32 "\nnext.topic.id=%" PRIu64 "\n",
+                       b->cfg.node_id, b->next_topic_id);
+    return sys_write_atomic(b->data_dir, "meta", buf, (size_t)len);
+}
+
+static int read_meta(struct broker *b)
+{
+    char path[PATH_MAX], *buf;
+    size_t len;
+    snprintf(path, sizeof(path), "%s/meta", b->data_dir);
+    int rc = sys_read_small(path, 4096, &buf, &len);
+    if (rc == -ENOENT) {
+        b->next_topic_id = 1;
+        return broker_write_meta(b);
+    }
+    if (rc < 0)
+        return rc;
+    char *save = NULL;
+    for (char *line = strtok_r(buf, "\n", &save); line && rc == 0;
+         line = strtok_r(NULL, "\n", &save)) {
+        int64_t v;
+        if (!strncmp(line, "format=", 7)) {
+            if (strcmp(line + 7, "1") != 0) {
+                fprintf(stderr, "minikafka: %s: unknown format %s\n", path, line + 7);
+                rc = -EPROTO;
+            }
+        } else if (!strncmp(line, "node.id=", 8)) {
+            if (cfg_parse_i64(line + 8, 0, INT32_MAX, &v) < 0) {
+                rc = -EBADMSG;
+            } else if ((uint32_t)v != b->cfg.node_id) {
+                fprintf(stderr,
+                        "minikafka: %s belongs to node.id=%" PRId64
+                        ", not node.id=%" PRIu32 "\n",
+                        b->data_dir, v, b->cfg.node_id);
+                rc = -EINVAL;
+            }
+        } else if (!strncmp(line, "next.topic.id=", 14)) {
+            if (cfg_parse_i64(line + 14, 1, INT64_MAX, &v) < 0)
+                rc = -EBADMSG;
+            else
+                b->next_topic_id = (uint64_t)v;
+        } else {
+            rc = -EBADMSG;
+        }
+    }
+    free(buf);
+    if (rc == -EBADMSG)
+        fprintf(stderr, "minikafka: %s: unreadable\n", path);
+    return rc;
+}
+
+/* ------------------------------------------------------------------- lock */
+
+static int lock_dir(struct broker *b, long *holder)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/.lock", b->data_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int err = errno;
+        char buf[32] = {0};
+        if (holder && pread(fd, buf, sizeof(buf) - 1, 0) > 0)
+            *holder = strtol(buf, NULL, 10);
+        close(fd);
+        return err == EWOULDBLOCK ? -EBUSY : -err;
+    }
+    b->lock_fd = fd;
+    return 0;
+}
+
+/* The pid is written after daemonizing too (see broker_note_pid). */
+static void write_pid(int fd)
+{
+    char buf[32];
+    int len = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) == 0 && pwrite(fd, buf, (size_t)len, 0) < 0) {
+        /* informational only */
+    }
+}
+
+void broker_note_pid(struct broker *b)
+{
+    write_pid(b->lock_fd);
+}
+
+/* ------------------------------------------------------------------- open */
+
+static void housekeep(uv_timer_t *t)
+{
+    struct broker *b = t->data;
+    int64_t now = sys_now_ms();
+    for (size_t i = 0; i < b->ntopics; i++) {
+        struct topic *tp = b->topics[i];
+        for (uint32_t k = 0; k < tp->nparts; k++)
+            part_housekeep(tp->parts[k], now);
+    }
+}
+
+static int load_topics(struct broker *b)
+{
+    DIR *d = opendir(b->topics_dir);
+    if (!d)
+        return -errno;
+    int rc = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL && rc == 0) {
+        if (de->d_name[0] == '.')
+            continue;
+        if (topic_name_check(de->d_name) < 0) {
+            fprintf(stderr, "minikafka: ignoring %s/%s: not a topic name\n", b->topics_dir,
+                    de->d_name);
+            continue;
+        }
+        struct topic *t;
+        rc = topic_load(b, de->d_name, &t);
+        if (rc < 0)
+            break;
+        if (b->ntopics == b->cap) {
+            size_t ncap = b->cap ? 2 * b->cap : 16;
+            struct topic **n = realloc(b->topics, ncap * sizeof(*n));
+            if (!n) {
+                topic_free(t);
+                rc = -ENOMEM;
+                break;
+            }
+            b->topics = n;
+            b->cap = ncap;
+        }
+        b->topics[b->ntopics++] = t;
+    }
+    closedir(d);
+    return rc;
+}
+
+static int cmp_topic_id(const void *x, const void *y)
+{
+    const struct topic *a = *(struct topic *const *)x, *c = *(struct topic *const *)y;
+    return a->id < c->id ? -1 : a->id > c->id;
+}
+
+static char *path_join(const char *a, const char *b)
+{
+    char *p;
+    return asprintf(&p, "%s/%s", a, b) < 0 ? NULL : p;
+}
+
+int broker_open(struct broker **out, const char *data_dir, const struct mk_config *cfg,
+                long *holder)
+{
+    struct broker *b = calloc(1, sizeof(*b));
+    int rc;
+    if (!b)
+        return -ENOMEM;
+    b->cfg = *cfg;
+    b->lock_fd = -1;
+    b->started_ms = sys_now_ms();
+    b->data_dir = realpath(data_dir, NULL);
+    if (!b->data_dir) {
+        rc = -errno;
+        free(b);
+        return rc;
+    }
+    b->topics_dir = path_join(b->data_dir, "topics");
+    b->trash_dir = path_join(b->data_dir, "trash");
+    if (!b->topics_dir || !b->trash_dir) {
+        rc = -ENOMEM;
+        goto err;
+    }
+    if ((rc = lock_dir(b, holder)) < 0)
+        goto err;
+    write_pid(b->lock_fd);
+    if ((rc = read_meta(b)) < 0)
+        goto err;
+    if (((rc = sysio.mkdir(b->topics_dir, 0755)) < 0 && rc != -EEXIST) ||
+        ((rc = sysio.mkdir(b->trash_dir, 0755)) < 0 && rc != -EEXIST))
+        goto err;
+    /* Whatever is in the trash was being created or deleted: finish it. */
+    if ((rc = sys_remove_tree(b->trash_dir)) < 0 || (rc = sysio.mkdir(b->trash_dir, 0755)) < 0)
+        goto err;
+    if ((rc = load_topics(b)) < 0)
+        goto err;
+    qsort(b->topics, b->ntopics, sizeof(*b->topics), cmp_topic_id);
+    b->rec.topics = b->ntopics;
+    if ((rc = broker_write_meta(b)) < 0)
+        goto err;
+
+    *out = b;
+    return 0;
+
+err:
+    for (size_t i = 0; i < b->ntopics; i++)
+        topic_free(b->topics[i]);
+    free(b->topics);
+    if (b->lock_fd >= 0)
+        close(b->lock_fd);
+    free(b->topics_dir);
+    free(b->trash_dir);
+    free(b->data_dir);
+    free(b);
+    return rc;
+}
+
+void broker_start(struct broker *b, uv_loop_t *loop)
+{
+    b->loop = loop;
+    uv_timer_init(loop, &b->timer);
+    b->timer.data = b;
+    uv_timer_start(&b->timer, housekeep, HOUSEKEEP_MS, HOUSEKEEP_MS);
+}
+
+void broker_quiesce(struct broker *b)
+{
+    if (b->quiescing)
+        return;
+    b->quiescing = true;
+    if (b->loop) {
+        uv_timer_stop(&b->timer);
+        uv_close((uv_handle_t *)&b->timer, NULL);
+    }
+}
+
+void broker_close(struct broker *b)
+{
+    for (size_t i = 0; i < b->ntopics; i++) {
+        struct topic *t = b->topics[i];
+        for (uint32_t k = 0; k < t->nparts; k++)
+            part_final_flush(t->parts[k]);
+        topic_free(t);
+    }
+    free(b->topics);
+    if (b->lock_fd >= 0)
+        close(b->lock_fd);
+    free(b->topics_dir);
+    free(b->trash_dir);
+    free(b->data_dir);
+    free(b);
+}
+
+/* ----------------------------------------------------------------- status */
+
+int broker_status(const struct broker *b, char **text, size_t *len)
+{
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&buf, &size);
+    if (!f)
+        return -ENOMEM;
+    int64_t now = sys_now_ms();
+    uint64_t parts = 0;
+    for (size_t i = 0; i < b->ntopics; i++)
+        parts += b->topics[i]->nparts;
+    fprintf(f,
+            "node.id=%" PRIu32 " version=%s role=single-node fsync=%s uptime.ms=%" PRId64
+            " topics=%zu partitions=%" PRIu64 " data.dir=%s\n",
+            b->cfg.node_id, MK_VERSION, b->cfg.fsync == MK_FSYNC_ALWAYS ? "always" : "never",
+            now - b->started_ms, b->ntopics, parts, b->data_dir);
+    for (size_t i = 0; i < b->ntopics; i++) {
+        const struct topic *t = b->topics[i];
+        fprintf(f, "topic=%s id=%" PRIu64 " partitions=%" PRIu32, t->name, t->id, t->nparts);
+        for (int k = 0; k < TOPIC_NCONF; k++)
+            fprintf(f, " %s=%" PRId64, topic_config_names[k], topic_config_get(&t->conf, &b->cfg, k));
+        fputc('\n', f);
+        for (uint32_t k = 0; k < t->nparts; k++) {
+            struct part_info pi;
+            part_info(t->parts[k], &pi);
+            fprintf(f,
+                    "partition=%s/%" PRIu32 " leader=%" PRIu32 " replicas=%" PRIu32
+                    " term=%" PRIu64 " offset.first=%" PRIu64 " offset.next=%" PRIu64
+                    " position.first=%" PRIu64 " position.end=%" PRIu64 " bytes=%" PRIu64
+                    " segments=%zu lag=0\n",
+                    t->name, k, pi.leader, pi.leader, pi.term, pi.first_off, pi.next_off,
+                    pi.first_pos, pi.end_pos, pi.end_pos - pi.first_pos, pi.segments);
+        }
+    }
+    if (fclose(f) != 0) {
+        free(buf);
+        return -ENOMEM;
+    }
+    *text = buf;
+    *len = size;
+    return 0;
+}

@@ -1,0 +1,143 @@
+/*
+ * broker — the public interface of the broker layer: what fs/ (and later the
+ * Kafka protocol front end) may call.  Everything here runs on the loop
+ * thread that owns the broker; nothing is thread-safe and nothing needs to be.
+ *
+ * Ownership: the broker owns topics and partitions.  A `struct topic *` is
+ * valid until the topic is deleted or the broker closed; hold a partition
+ * with part_ref() to keep it valid across a deletion (it then answers
+ * -ESTALE).  Strings passed in are copied when kept.
+ */
+#ifndef MK_BROKER_H
+#define MK_BROKER_H
+
+#include "broker/config.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+#include <uv.h>
+
+#define MK_VERSION "0.1.0"
+
+struct broker;
+struct topic;
+struct part;
+
+/* ------------------------------------------------------------------ broker */
+
+/* Locks data_dir (-EBUSY with *holder = the pid of another minikafka that
+ * holds it), creates its layout if needed, and opens every topic, recovering
+ * the unflushed tail of every partition.  Uses no loop yet, so a daemon can
+ * open its broker, report errors on the terminal, and fork afterwards. */
+int broker_open(struct broker **out, const char *data_dir, const struct mk_config *cfg,
+                long *holder);
+
+/* Attaches the broker to its loop and starts the 1-second housekeeping timer
+ * (index checkpoints, segment roll by age, retention). */
+void broker_start(struct broker *b, uv_loop_t *loop);
+
+/* Stops the timer and starts no new background work.  Returns at once; the
+ * loop keeps running the jobs already queued.  broker_busy() says whether any
+ * are left. */
+void broker_quiesce(struct broker *b);
+
+/* Records the calling process's pid in DATA/.lock (after daemonizing). */
+void broker_note_pid(struct broker *b);
+bool broker_busy(const struct broker *b);
+
+/* Makes everything durable (fdatasync + checkpoint at the log end, so the next
+ * start verifies nothing), closes every partition and frees the broker.  Call
+ * after the loop has drained (broker_busy() false). */
+void broker_close(struct broker *b);
+
+const struct mk_config *broker_config(const struct broker *b);
+const char *broker_data_dir(const struct broker *b);
+
+/* Recovery figures of the last open, for the log line at start. */
+struct broker_recovery {
+    size_t topics, partitions, segments;
+    uint64_t verified, rebuilt, dropped_bytes;
+};
+void broker_recovery(const struct broker *b, struct broker_recovery *r);
+
+/* The text of the .cluster file: malloc'ed, NUL-terminated, caller frees. */
+int broker_status(const struct broker *b, char **text, size_t *len);
+
+/* ------------------------------------------------------------------ topics */
+
+/* Creates a topic with num.partitions partitions, durably (all files fsynced
+ * and renamed into place in one step).  -EINVAL/-ENAMETOOLONG (name),
+ * -EEXIST, -ENOSPC ... */
+int topic_create(struct broker *b, const char *name, struct topic **out);
+
+/* Deletes a topic: it disappears at once; its partitions answer -ESTALE to
+ * holders; its files are removed in the background. */
+int topic_delete(struct broker *b, const char *name);
+
+struct topic *topic_find(const struct broker *b, const char *name);
+struct topic *topic_by_id(const struct broker *b, uint64_t id);
+size_t topic_count(const struct broker *b);
+struct topic *topic_at(const struct broker *b, size_t i); /* stable order: creation */
+
+const char *topic_name(const struct topic *t);
+uint64_t topic_id(const struct topic *t); /* >= 1, never reused */
+uint32_t topic_partitions(const struct topic *t);
+int64_t topic_created_ms(const struct topic *t);
+struct part *topic_part(const struct topic *t, uint32_t i);
+
+/* Topic settings by Kafka name ("partitions", "retention.ms", ...).
+ * get: decimal text of the effective value; -ENOENT for unknown names.
+ * set: -EINVAL for a bad value or a partition count that does not grow;
+ * growing the count creates the new partitions durably.
+ * unset: drops an override (-EPERM for "partitions"). */
+int topic_get(const struct broker *b, const struct topic *t, const char *key, char *buf,
+              size_t n);
+int topic_set(struct broker *b, struct topic *t, const char *key, const char *value);
+int topic_unset(struct broker *b, struct topic *t, const char *key);
+
+/* -------------------------------------------------------------- partitions */
+
+struct part_info {
+    uint32_t id;
+    uint64_t first_off, next_off; /* committed: [first, next) */
+    uint64_t first_pos, end_pos;  /* committed bytes: [first, end) */
+    uint64_t term;
+    uint32_t leader;
+    size_t segments;
+    int64_t mtime_ms; /* last commit */
+    int64_t ctime_ms;
+};
+void part_info(const struct part *p, struct part_info *out);
+struct topic *part_topic(const struct part *p); /* NULL once deleted */
+
+void part_ref(struct part *p);
+void part_unref(struct part *p);
+bool part_deleted(const struct part *p);
+
+/* Status of an append: called exactly once, on the loop thread, possibly
+ * before part_append returns. */
+typedef void (*part_done_cb)(void *arg, int status);
+
+/* Appends n records (their bytes: the concatenation of iov, at most 8 pieces;
+ * lens[i] includes each record's '\n') contiguously, and calls cb once they
+ * are committed: durable under fsync=always (group commit: every append that
+ * arrives while an fdatasync runs shares the next one), at once under
+ * fsync=never.  A failure before anything was stored is returned (-ESTALE,
+ * -ENOSPC, -EIO ...) and cb is not called; a failure to make the records
+ * durable reaches cb, and the records are then removed again. */
+int part_append(struct part *p, const struct iovec *iov, int iovcnt, const uint32_t *lens,
+                size_t n, part_done_cb cb, void *arg);
+
+/* Calls cb once everything appended so far is durable (fsync(2) on a
+ * partition file, meaningful under fsync=never). */
+int part_sync(struct part *p, part_done_cb cb, void *arg);
+
+/* Where the committed bytes at position pos are: a descriptor, the offset in
+ * it and how many bytes (<= size, 0 at the end).  The descriptor stays valid
+ * until the loop next runs.  -ENODATA below the first retained position. */
+int part_read(const struct part *p, uint64_t pos, size_t size, int *fd, uint64_t *fdoff,
+              size_t *n);
+
+#endif

@@ -1,0 +1,156 @@
+/*
+ * config — option parsing and validation (see config.h).
+ *
+ * Defaults are Kafka's where Kafka has one: 1 partition, 1 GiB segments,
+ * 7-day segment age and retention, no size retention, 1048588-byte records.
+ */
+#include "broker/config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const topic_config_names[TOPIC_NCONF] = {"retention.ms", "retention.bytes",
+                                                     "segment.bytes", "segment.ms"};
+
+#define WEEK_MS (7LL * 24 * 3600 * 1000)
+
+void cfg_defaults(struct mk_config *c)
+{
+    c->num_partitions = 1;
+    c->segment_bytes = 1LL << 30;
+    c->segment_ms = WEEK_MS;
+    c->retention_ms = WEEK_MS;
+    c->retention_bytes = -1;
+    c->message_max_bytes = 1048588;
+    c->fsync = MK_FSYNC_ALWAYS;
+    c->node_id = 1;
+}
+
+int cfg_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    if (!s || !*s)
+        return -EINVAL;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || end == s || v < min || v > max)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+/* Segment sizes are capped so that every record offset inside one segment
+ * fits the index and a .log stays addressable as one file. */
+#define SEG_BYTES_MIN 64
+#define SEG_BYTES_MAX (1LL << 40)
+#define MSG_MAX_MAX   (64LL << 20)
+
+int cfg_set(struct mk_config *c, const char *key, const char *value, const char **why)
+{
+    int64_t v;
+    const char *dummy;
+    if (!why)
+        why = &dummy;
+    if (!strcmp(key, "num.partitions")) {
+        *why = "an integer from 1 to 100000";
+        if (cfg_parse_i64(value, 1, 100000, &v) < 0)
+            return -EINVAL;
+        c->num_partitions = (uint32_t)v;
+    } else if (!strcmp(key, "log.segment.bytes")) {
+        *why = "an integer from 64 to 2^40";
+        if (cfg_parse_i64(value, SEG_BYTES_MIN, SEG_BYTES_MAX, &v) < 0)
+            return -EINVAL;
+        c->segment_bytes = v;
+    } else if (!strcmp(key, "log.segment.ms")) {
+        *why = "a positive integer (milliseconds)";
+        if (cfg_parse_i64(value, 1, INT64_MAX / 2, &v) < 0)
+            return -EINVAL;
+        c->segment_ms = v;
+    } else if (!strcmp(key, "log.retention.ms")) {
+        *why = "-1 (forever) or a non-negative integer (milliseconds)";
+        if (cfg_parse_i64(value, -1, INT64_MAX / 2, &v) < 0)
+            return -EINVAL;
+        c->retention_ms = v;
+    } else if (!strcmp(key, "log.retention.bytes")) {
+        *why = "-1 (no limit) or a non-negative integer (bytes)";
+        if (cfg_parse_i64(value, -1, INT64_MAX / 2, &v) < 0)
+            return -EINVAL;
+        c->retention_bytes = v;
+    } else if (!strcmp(key, "message.max.bytes")) {
+        *why = "an integer from 1 to 67108864";
+        if (cfg_parse_i64(value, 1, MSG_MAX_MAX, &v) < 0)
+            return -EINVAL;
+        c->message_max_bytes = (uint32_t)v;
+    } else if (!strcmp(key, "fsync")) {
+        *why = "always or never";
+        if (!strcmp(value, "always"))
+            c->fsync = MK_FSYNC_ALWAYS;
+        else if (!strcmp(value, "never"))
+            c->fsync = MK_FSYNC_NEVER;
+        else
+            return -EINVAL;
+    } else if (!strcmp(key, "node.id")) {
+        *why = "an integer from 0 to 2147483647";
+        if (cfg_parse_i64(value, 0, INT32_MAX, &v) < 0)
+            return -EINVAL;
+        c->node_id = (uint32_t)v;
+    } else {
+        return -ENOENT;
+    }
+    return 0;
+}
+
+int topic_config_index(const char *name)
+{
+    for (int i = 0; i < TOPIC_NCONF; i++)
+        if (!strcmp(name, topic_config_names[i]))
+            return i;
+    return -ENOENT;
+}
+
+int topic_config_check(int idx, const char *value, int64_t *out)
+{
+    switch (idx) {
+    case TOPIC_RETENTION_MS:
+    case TOPIC_RETENTION_BYTES:
+        return cfg_parse_i64(value, -1, INT64_MAX / 2, out);
+    case TOPIC_SEGMENT_BYTES:
+        return cfg_parse_i64(value, SEG_BYTES_MIN, SEG_BYTES_MAX, out);
+    case TOPIC_SEGMENT_MS:
+        return cfg_parse_i64(value, 1, INT64_MAX / 2, out);
+    }
+    return -ENOENT;
+}
+
+int64_t topic_config_get(const struct topic_config *t, const struct mk_config *c, int idx)
+{
+    if (t && (t->set & (1u << idx)))
+        return t->v[idx];
+    switch (idx) {
+    case TOPIC_RETENTION_MS:
+        return c->retention_ms;
+    case TOPIC_RETENTION_BYTES:
+        return c->retention_bytes;
+    case TOPIC_SEGMENT_BYTES:
+        return c->segment_bytes;
+    default:
+        return c->segment_ms;
+    }
+}
+
+int topic_name_check(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || name[0] == '.')
+        return -EINVAL; /* also "." and ".."; dot-names are reserved */
+    if (n > 249)
+        return -ENAMETOOLONG;
+    for (size_t i = 0; i < n; i++) {
+        char ch = name[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '_' || ch == '-'))
+            return -EINVAL;
+    }
+    return 0;
+}

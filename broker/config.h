@@ -1,0 +1,54 @@
+/*
+ * config — mount options and per-topic settings, under Kafka's names.
+ */
+#ifndef MK_CONFIG_H
+#define MK_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum mk_fsync { MK_FSYNC_ALWAYS, MK_FSYNC_NEVER };
+
+struct mk_config {
+    uint32_t num_partitions;    /* num.partitions: partitions of a new topic */
+    int64_t segment_bytes;      /* log.segment.bytes */
+    int64_t segment_ms;         /* log.segment.ms */
+    int64_t retention_ms;       /* log.retention.ms, -1 = forever */
+    int64_t retention_bytes;    /* log.retention.bytes, -1 = no limit */
+    uint32_t message_max_bytes; /* message.max.bytes: longest record, '\n' excluded */
+    enum mk_fsync fsync;        /* fsync=always|never */
+    uint32_t node_id;           /* node.id */
+};
+
+/* Per-topic overrides (xattrs user.retention.ms ...); `set` has bit i for
+ * field i of the TOPIC_* enum. */
+enum { TOPIC_RETENTION_MS, TOPIC_RETENTION_BYTES, TOPIC_SEGMENT_BYTES, TOPIC_SEGMENT_MS, TOPIC_NCONF };
+struct topic_config {
+    int64_t v[TOPIC_NCONF];
+    unsigned set;
+};
+extern const char *const topic_config_names[TOPIC_NCONF]; /* "retention.ms", ... */
+
+void cfg_defaults(struct mk_config *c);
+
+/* Sets one option by its Kafka name.  -ENOENT: not one of ours (the caller
+ * passes it on to FUSE); -EINVAL: a bad value (*why says what is allowed). */
+int cfg_set(struct mk_config *c, const char *key, const char *value, const char **why);
+
+/* Parses a decimal integer in [min, max], the whole string; 0 or -EINVAL. */
+int cfg_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
+
+/* Validates a per-topic setting; index into topic_config_names or -ENOENT. */
+int topic_config_index(const char *name);
+int topic_config_check(int idx, const char *value, int64_t *out);
+
+/* Effective value of a topic setting: override or the mount default. */
+int64_t topic_config_get(const struct topic_config *t, const struct mk_config *c, int idx);
+
+/* Kafka's topic name rule: [a-zA-Z0-9._-]{1,249}, not "." or "..".  Names
+ * starting with '.' are reserved for control files.  0, -EINVAL or
+ * -ENAMETOOLONG. */
+int topic_name_check(const char *name);
+
+#endif

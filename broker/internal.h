@@ -1,0 +1,87 @@
+/*
+ * internal — the broker's own structures, shared by broker.c, topic.c and
+ * partition.c only.  Nothing outside broker/ includes this.
+ */
+#ifndef MK_BROKER_INTERNAL_H
+#define MK_BROKER_INTERNAL_H
+
+#include "broker/broker.h"
+#include "broker/plog.h"
+
+#include <uv.h>
+
+/* One caller waiting for its records to become durable. */
+struct waiter {
+    uint64_t end_pos; /* committed once commit_pos reaches this */
+    part_done_cb cb;
+    void *arg;
+    struct waiter *next;
+};
+
+/* A background job (group-commit fdatasync or index checkpoint). */
+struct part_job {
+    uv_work_t work;
+    struct part *p;
+    struct plog_sync sync;
+    uint64_t pos, off; /* what the job makes durable: end position, next offset */
+    bool checkpoint;   /* also write the checkpoint file at `off` */
+    int rc;
+};
+
+struct part {
+    struct broker *b;
+    struct topic *t; /* NULL once the topic is deleted */
+    uint32_t id;
+    struct plog log;
+    uint64_t term;
+    uint64_t commit_pos, commit_off; /* readers see [first, commit) */
+    int64_t mtime_ms, ctime_ms;
+    struct waiter *wq_head, *wq_tail; /* FIFO, ascending end_pos */
+    struct part_job sync;             /* group commit, when sync_busy */
+    bool sync_busy;
+    struct part_job flush; /* index checkpoint, when flush_busy */
+    bool flush_busy;
+    int refs;
+};
+
+struct topic {
+    char *name;
+    char *dir; /* DATA/topics/NAME */
+    uint64_t id;
+    int64_t created_ms;
+    struct topic_config conf;
+    uint32_t nparts;
+    struct part **parts;
+};
+
+struct broker {
+    uv_loop_t *loop;
+    struct mk_config cfg;
+    char *data_dir, *topics_dir, *trash_dir;
+    int lock_fd;
+    uint64_t next_topic_id;
+    struct topic **topics;
+    size_t ntopics, cap;
+    uv_timer_t timer;
+    bool quiescing;
+    int jobs; /* background jobs in flight */
+    int64_t started_ms;
+    struct broker_recovery rec;
+};
+
+/* partition.c */
+int part_open(struct broker *b, struct topic *t, uint32_t id, bool create, struct part **out);
+void part_detach(struct part *p); /* topic deleted: fail waiters, drop topic's ref */
+void part_housekeep(struct part *p, int64_t now_ms);
+void part_final_flush(struct part *p);
+
+/* topic.c */
+int topic_load(struct broker *b, const char *name, struct topic **out);
+void topic_free(struct topic *t);
+
+/* broker.c */
+int broker_write_meta(struct broker *b);
+void broker_job_start(struct broker *b);
+void broker_job_end(struct broker *b);
+
+#endif

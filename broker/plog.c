@@ -1,0 +1,532 @@
+/*
+ * plog — a partition log (see plog.h).
+ *
+ * LAYOUT OF A PARTITION DIRECTORY
+ *   %020llu.log, %020llu.idx   segments, format in segment.c.  Segment k+1
+ *                              starts at the offset and byte position where
+ *                              segment k ends; positions never restart.
+ *   terms                      term-start list, text, one "TERM START\n" line
+ *                              per term, ascending; rewritten atomically
+ *                              (sys_write_atomic) before the first record of
+ *                              a new term is appended (Kafka's leader-epoch
+ *                              file).
+ *   checkpoint                 "OFFSET\n": every index entry below OFFSET, and
+ *                              the .log bytes it names, is durable.  Written
+ *                              atomically after the files were fdatasynced.
+ *
+ * RECOVERY (plog_open)
+ *   Segments are listed and sorted by base offset.  A last segment whose
+ *   index header is missing or unreadable and whose .log is empty is the
+ *   remains of a roll cut short by a crash and is removed.  Segments wholly
+ *   below the checkpoint are trusted as they are; from the segment holding
+ *   the checkpoint on, seg_recover() verifies entries and cuts torn tails.
+ *   If a segment comes out shorter than where the next one starts, the later
+ *   segments can no longer be reached and are removed.  The work is bounded
+ *   by what was written since the last checkpoint, not by the log's length.
+ */
+#include "broker/plog.h"
+#include "broker/sysio.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------ small files */
+
+static int terms_write(const struct plog *l)
+{
+    size_t cap = 48 * (l->nterms + 1), len = 0;
+    char *buf = malloc(cap);
+    if (!buf)
+        return -ENOMEM;
+    for (size_t i = 0; i < l->nterms; i++)
+        len += (size_t)snprintf(buf + len, cap - len, "%" PRIu64 " %" PRIu64 "\n",
+                                l->terms[i].term, l->terms[i].start);
+    int rc = sys_write_atomic(l->dir, "terms", buf, len);
+    free(buf);
+    return rc;
+}
+
+static int parse_u64(const char **p, uint64_t *out)
+{
+    const char *s = *p;
+    uint64_t v = 0;
+    if (*s < '0' || *s > '9')
+        return -EBADMSG;
+    while (*s >= '0' && *s <= '9') {
+        uint64_t d = (uint64_t)(*s - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -EBADMSG;
+        v = v * 10 + d;
+        s++;
+    }
+    *p = s;
+    *out = v;
+    return 0;
+}
+
+static int terms_read(struct plog *l)
+{
+    char path[PATH_MAX], *buf;
+    size_t len;
+    snprintf(path, sizeof(path), "%s/terms", l->dir);
+    int rc = sys_read_small(path, 1 << 20, &buf, &len);
+    if (rc == -ENOENT)
+        return 0;
+    if (rc < 0)
+        return rc;
+    const char *p = buf;
+    while (*p) {
+        struct plog_term t;
+        if (parse_u64(&p, &t.term) < 0 || *p++ != ' ' || parse_u64(&p, &t.start) < 0 ||
+            *p++ != '\n' || (l->nterms && (t.term <= l->terms[l->nterms - 1].term ||
+                                           t.start < l->terms[l->nterms - 1].start))) {
+            rc = -EBADMSG;
+            break;
+        }
+        struct plog_term *nt = realloc(l->terms, (l->nterms + 1) * sizeof(*nt));
+        if (!nt) {
+            rc = -ENOMEM;
+            break;
+        }
+        l->terms = nt;
+        l->terms[l->nterms++] = t;
+    }
+    free(buf);
+    return rc;
+}
+
+int plog_checkpoint_write(const char *dir, uint64_t off)
+{
+    char buf[32];
+    int len = snprintf(buf, sizeof(buf), "%" PRIu64 "\n", off);
+    return sys_write_atomic(dir, "checkpoint", buf, (size_t)len);
+}
+
+static uint64_t checkpoint_read(const char *dir)
+{
+    char path[PATH_MAX], *buf;
+    size_t len;
+    uint64_t off = 0;
+    snprintf(path, sizeof(path), "%s/checkpoint", dir);
+    if (sys_read_small(path, 64, &buf, &len) < 0)
+        return 0;
+    const char *p = buf;
+    if (parse_u64(&p, &off) < 0 || *p != '\n')
+        off = 0; /* unreadable: verify everything, slower but safe */
+    free(buf);
+    return off;
+}
+
+/* --------------------------------------------------------------- segments */
+
+static int segs_push(struct plog *l, const struct segment *s)
+{
+    if (l->nsegs == l->cap) {
+        size_t ncap = l->cap ? 2 * l->cap : 8;
+        struct segment *n = realloc(l->segs, ncap * sizeof(*n));
+        if (!n)
+            return -ENOMEM;
+        l->segs = n;
+        l->cap = ncap;
+    }
+    l->segs[l->nsegs++] = *s;
+    return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Lists the base offsets of the .log files in dir, sorted. */
+static int list_bases(const char *dir, uint64_t **out, size_t *n)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return -errno;
+    uint64_t *v = NULL;
+    size_t cnt = 0, cap = 0;
+    int rc = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        uint64_t base;
+        if (seg_parse_name(de->d_name, &base) < 0)
+            continue;
+        if (cnt == cap) {
+            cap = cap ? 2 * cap : 16;
+            uint64_t *nv = realloc(v, cap * sizeof(*nv));
+            if (!nv) {
+                rc = -ENOMEM;
+                break;
+            }
+            v = nv;
+        }
+        v[cnt++] = base;
+    }
+    closedir(d);
+    if (rc < 0) {
+        free(v);
+        return rc;
+    }
+    qsort(v, cnt, sizeof(*v), cmp_u64);
+    *out = v;
+    *n = cnt;
+    return 0;
+}
+
+static void remove_pair(const char *dir, uint64_t base)
+{
+    char p[PATH_MAX];
+    snprintf(p, sizeof(p), "%s/%020" PRIu64 ".idx", dir, base);
+    sysio.unlink(p);
+    snprintf(p, sizeof(p), "%s/%020" PRIu64 ".log", dir, base);
+    sysio.unlink(p);
+}
+
+int plog_open(struct plog *l, const char *dir, bool create)
+{
+    uint64_t *bases = NULL;
+    size_t nb = 0;
+    int rc;
+    memset(l, 0, sizeof(*l));
+    l->dir = strdup(dir);
+    if (!l->dir)
+        return -ENOMEM;
+
+    rc = sysio.mkdir(dir, 0755);
+    bool fresh = rc == 0;
+    if (rc < 0 && rc != -EEXIST)
+        goto err;
+    if (fresh && !create) {
+        rc = -ENOENT;
+        goto err;
+    }
+    if ((rc = list_bases(dir, &bases, &nb)) < 0)
+        goto err;
+    if ((rc = terms_read(l)) < 0)
+        goto err;
+    l->ckpt_off = checkpoint_read(dir);
+
+    for (size_t i = 0; i < nb; i++) {
+        struct segment s;
+        rc = seg_open(&s, dir, bases[i]);
+        if (rc < 0) {
+            struct stat st;
+            char p[PATH_MAX];
+            snprintf(p, sizeof(p), "%s/%020" PRIu64 ".log", dir, bases[i]);
+            if (i == nb - 1 && stat(p, &st) == 0 && st.st_size == 0) {
+                remove_pair(dir, bases[i]); /* a roll cut short by a crash */
+                rc = 0;
+                break;
+            }
+            goto err;
+        }
+        if ((rc = segs_push(l, &s)) < 0) {
+            seg_close(&s);
+            goto err;
+        }
+    }
+    l->rec.segments = l->nsegs;
+
+    /* Recover from the checkpoint on; drop segments that became unreachable. */
+    for (size_t i = 0; i < l->nsegs; i++) {
+        struct segment *s = &l->segs[i];
+        if (i + 1 < l->nsegs && l->segs[i + 1].base_off <= l->ckpt_off)
+            continue;
+        uint64_t from = l->ckpt_off > s->base_off ? l->ckpt_off - s->base_off : 0;
+        uint64_t bytes_before = s->bytes, ver, reb;
+        rc = seg_recover(s, from, s->last_ts, &ver, &reb);
+        if (rc < 0)
+            goto err;
+        l->rec.verified += ver;
+        l->rec.rebuilt += reb;
+        l->rec.dropped_bytes += bytes_before - s->bytes;
+        if (i + 1 < l->nsegs && (l->segs[i + 1].base_off != s->base_off + s->count ||
+                                 l->segs[i + 1].base_pos != s->base_pos + s->bytes)) {
+            for (size_t j = l->nsegs; j-- > i + 1;) {
+                l->rec.dropped_bytes += l->segs[j].bytes;
+                seg_remove(&l->segs[j], dir);
+            }
+            l->nsegs = i + 1;
+        }
+    }
+
+    if (l->nsegs == 0) {
+        struct segment s;
+        if ((rc = seg_create(&s, dir, 0, 0)) < 0)
+            goto err;
+        if ((rc = segs_push(l, &s)) < 0) {
+            seg_close(&s);
+            goto err;
+        }
+    }
+    if (l->ckpt_off > plog_next_off(l))
+        l->ckpt_off = plog_next_off(l);
+    free(bases);
+    return 0;
+
+err:
+    free(bases);
+    plog_close(l);
+    return rc;
+}
+
+void plog_close(struct plog *l)
+{
+    for (size_t i = 0; i < l->nsegs; i++)
+        seg_close(&l->segs[i]);
+    free(l->segs);
+    free(l->terms);
+    free(l->dir);
+    memset(l, 0, sizeof(*l));
+}
+
+uint64_t plog_bytes(const struct plog *l)
+{
+    return plog_end_pos(l) - plog_first_pos(l);
+}
+
+/* ------------------------------------------------------------------ append */
+
+int plog_roll(struct plog *l)
+{
+    struct segment *a = plog_active(l);
+    if (a->count == 0)
+        return 0;
+    struct segment s;
+    int rc = seg_create(&s, l->dir, a->base_off + a->count, a->base_pos + a->bytes);
+    if (rc < 0)
+        return rc;
+    rc = segs_push(l, &s);
+    if (rc < 0) {
+        seg_remove(&s, l->dir);
+        return rc;
+    }
+    return 0;
+}
+
+int plog_append(struct plog *l, uint64_t term, int64_t ts, const struct iovec *iov, int iovcnt,
+                const uint32_t *lens, size_t n, uint64_t segment_bytes, int64_t segment_ms)
+{
+    int rc;
+    if (n == 0)
+        return 0;
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += lens[i];
+
+    if (l->nterms == 0 || l->terms[l->nterms - 1].term < term) {
+        struct plog_term *nt = realloc(l->terms, (l->nterms + 1) * sizeof(*nt));
+        if (!nt)
+            return -ENOMEM;
+        l->terms = nt;
+        l->terms[l->nterms++] = (struct plog_term){.term = term, .start = plog_next_off(l)};
+        if ((rc = terms_write(l)) < 0) {
+            l->nterms--;
+            return rc;
+        }
+    } else if (l->terms[l->nterms - 1].term > term) {
+        return -EINVAL; /* a term never goes back */
+    }
+
+    struct segment *a = plog_active(l);
+    if (a->count > 0 && (a->bytes + total > segment_bytes || ts - a->first_ts >= segment_ms)) {
+        if ((rc = plog_roll(l)) < 0)
+            return rc;
+        a = plog_active(l);
+    }
+    return seg_append(a, iov, iovcnt, lens, n, ts);
+}
+
+/* ------------------------------------------------------------------ lookup */
+
+/* Index of the segment holding offset off (off within [first, next)). */
+static size_t seg_for_off(const struct plog *l, uint64_t off)
+{
+    size_t lo = 0, hi = l->nsegs - 1;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo + 1) / 2;
+        if (l->segs[mid].base_off <= off)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return lo;
+}
+
+static size_t seg_for_pos(const struct plog *l, uint64_t pos)
+{
+    size_t lo = 0, hi = l->nsegs - 1;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo + 1) / 2;
+        if (l->segs[mid].base_pos <= pos)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return lo;
+}
+
+int plog_locate(const struct plog *l, uint64_t pos, size_t size, int *fd, uint64_t *fdoff,
+                size_t *n)
+{
+    if (pos < plog_first_pos(l))
+        return -ENODATA;
+    *n = 0;
+    if (pos >= plog_end_pos(l))
+        return 0;
+    const struct segment *s = &l->segs[seg_for_pos(l, pos)];
+    uint64_t in = pos - s->base_pos;
+    uint64_t avail = s->bytes - in;
+    *fd = s->log_fd;
+    *fdoff = in;
+    *n = avail < size ? (size_t)avail : size;
+    return 0;
+}
+
+int plog_entry(const struct plog *l, uint64_t off, struct seg_entry *e)
+{
+    if (off < plog_first_off(l) || off >= plog_next_off(l))
+        return -ERANGE;
+    const struct segment *s = &l->segs[seg_for_off(l, off)];
+    return seg_entry(s, off - s->base_off, e);
+}
+
+int plog_offset_of(const struct plog *l, uint64_t pos, uint64_t *off)
+{
+    if (pos < plog_first_pos(l))
+        return -ENODATA;
+    if (pos >= plog_end_pos(l))
+        return -ERANGE;
+    const struct segment *s = &l->segs[seg_for_pos(l, pos)];
+    uint64_t i;
+    int rc = seg_find_pos(s, pos, &i);
+    if (rc == 0)
+        *off = s->base_off + i;
+    return rc;
+}
+
+uint64_t plog_term_at(const struct plog *l, uint64_t off)
+{
+    if (off < plog_first_off(l) || off >= plog_next_off(l))
+        return 0;
+    uint64_t t = 0;
+    for (size_t i = 0; i < l->nterms && l->terms[i].start <= off; i++)
+        t = l->terms[i].term;
+    return t;
+}
+
+/* -------------------------------------------------------------- truncation */
+
+int plog_truncate(struct plog *l, uint64_t off)
+{
+    if (off >= plog_next_off(l))
+        return 0;
+    if (off < plog_first_off(l))
+        return -ERANGE;
+    int rc;
+    while (l->nsegs > 1 && plog_active(l)->base_off >= off) {
+        if ((rc = seg_remove(plog_active(l), l->dir)) < 0)
+            return rc;
+        l->nsegs--;
+    }
+    struct segment *a = plog_active(l);
+    if ((rc = seg_truncate(a, off - a->base_off)) < 0)
+        return rc;
+    /* Terms that now start beyond the end are gone too. */
+    size_t nt = l->nterms;
+    while (nt > 0 && l->terms[nt - 1].start >= off && nt > 1)
+        nt--;
+    if (nt != l->nterms) {
+        l->nterms = nt;
+        if ((rc = terms_write(l)) < 0)
+            return rc;
+    }
+    if (l->ckpt_off > off) {
+        l->ckpt_off = off;
+        if ((rc = plog_checkpoint_write(l->dir, off)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+int plog_retain(struct plog *l, int64_t now_ms, int64_t retention_ms, int64_t retention_bytes,
+                uint64_t durable_off, size_t *deleted)
+{
+    size_t del = 0;
+    int rc = 0;
+    uint64_t total = plog_bytes(l);
+    while (l->nsegs > 1) {
+        struct segment *s = &l->segs[0];
+        if (s->base_off + s->count > durable_off)
+            break;
+        bool old = retention_ms >= 0 && now_ms - s->last_ts > retention_ms;
+        bool big = retention_bytes >= 0 && total - s->bytes >= (uint64_t)retention_bytes;
+        if (!old && !big)
+            break;
+        total -= s->bytes;
+        /* Forget it first: from here on reads below its end fail cleanly. */
+        struct segment gone = *s;
+        memmove(&l->segs[0], &l->segs[1], (l->nsegs - 1) * sizeof(*s));
+        l->nsegs--;
+        int r = seg_remove(&gone, l->dir);
+        if (r < 0 && rc == 0)
+            rc = r;
+        del++;
+    }
+    if (deleted)
+        *deleted = del;
+    return rc;
+}
+
+/* -------------------------------------------------------------- durability */
+
+int plog_sync_prepare(const struct plog *l, uint64_t from_pos, bool index, struct plog_sync *s)
+{
+    size_t first = from_pos < plog_first_pos(l) ? 0 : seg_for_pos(l, from_pos);
+    size_t need = (l->nsegs - first) * (index ? 2 : 1);
+    s->nfds = 0;
+    s->fds = malloc(need * sizeof(int));
+    if (!s->fds)
+        return -ENOMEM;
+    for (size_t i = first; i < l->nsegs; i++) {
+        for (int k = 0; k < (index ? 2 : 1); k++) {
+            int fd = dup(k == 0 ? l->segs[i].log_fd : l->segs[i].idx_fd);
+            if (fd < 0) {
+                int rc = -errno;
+                for (int j = 0; j < s->nfds; j++)
+                    close(s->fds[j]);
+                free(s->fds);
+                s->fds = NULL;
+                s->nfds = 0;
+                return rc;
+            }
+            s->fds[s->nfds++] = fd;
+        }
+    }
+    return 0;
+}
+
+int plog_sync_run(struct plog_sync *s)
+{
+    int rc = 0;
+    for (int i = 0; i < s->nfds; i++) {
+        int r = sysio.fdatasync(s->fds[i]);
+        if (r < 0 && rc == 0)
+            rc = r;
+        close(s->fds[i]);
+    }
+    free(s->fds);
+    s->fds = NULL;
+    s->nfds = 0;
+    return rc;
+}

@@ -1,0 +1,87 @@
+/*
+ * segment — one segment of a partition log: a `.log` file holding exactly the
+ * bytes the partition file shows, and a dense `.idx` file with one fixed-size
+ * entry per record.  The disk format and the recovery rules are written down
+ * at the top of segment.c.
+ *
+ * A segment is owned by one partition log (plog.c) and used from the loop
+ * thread only, except seg_sync(), which a thread-pool job may run while the
+ * loop keeps appending (fdatasync of a file being appended to is safe).
+ */
+#ifndef MK_SEGMENT_H
+#define MK_SEGMENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#define SEG_HDR_SIZE   32
+#define SEG_ENTRY_SIZE 32
+
+/* One record's index entry, decoded. */
+struct seg_entry {
+    uint64_t pos;   /* absolute byte position of the record's first byte */
+    int64_t ts;     /* append time, ms since the epoch */
+    uint32_t len;   /* bytes in the .log, including the trailing '\n' */
+    uint32_t flags; /* 0; bit 0 reserved for "has key/headers in .aux" */
+};
+
+struct segment {
+    uint64_t base_off; /* offset of the first record (also the file name) */
+    uint64_t base_pos; /* byte position of the first byte of the .log */
+    uint64_t count;    /* records in the segment */
+    uint64_t bytes;    /* bytes in the .log */
+    uint64_t salt;     /* random per file; seeds every checksum */
+    int64_t first_ts;  /* timestamp of the first record, or creation time */
+    int64_t last_ts;   /* timestamp of the last record, or creation time */
+    int log_fd;
+    int idx_fd;
+};
+
+/* Creates dir/%020llu.{log,idx} for a new, empty segment and makes the
+ * header and the names durable (fdatasync + fsync dir) before returning.
+ * Fails with -EEXIST if the files exist. */
+int seg_create(struct segment *s, const char *dir, uint64_t base_off, uint64_t base_pos);
+
+/* Opens an existing segment.  Reads and checks the header (-EBADMSG when it is
+ * not ours or names another base offset) and the last entry; verifies nothing
+ * else: seg_recover() does that for the unflushed tail. */
+int seg_open(struct segment *s, const char *dir, uint64_t base_off);
+
+/* Verifies the entries from index `from` on against their checksums and the
+ * .log bytes, keeps the longest valid prefix, then rebuilds entries for
+ * complete '\n'-terminated lines found in the .log beyond it (timestamps
+ * `rebuild_ts`), and truncates both files to what is valid, so that no torn
+ * record survives.  *verified and *rebuilt (optional) say how many entries
+ * were checked and added. */
+int seg_recover(struct segment *s, uint64_t from, int64_t rebuild_ts, uint64_t *verified,
+                uint64_t *rebuilt);
+
+/* Appends n records whose bytes are the concatenation of iov (at most 8
+ * pieces) and whose lengths (each including its '\n') are lens[0..n).  Writes
+ * the .log and then the .idx, both in the page cache only.  On failure (e.g.
+ * -ENOSPC) both files are truncated back and the segment is unchanged. */
+int seg_append(struct segment *s, const struct iovec *iov, int iovcnt, const uint32_t *lens,
+               size_t n, int64_t ts);
+
+/* Reads entry i (0 <= i < count). */
+int seg_entry(const struct segment *s, uint64_t i, struct seg_entry *e);
+
+/* Index of the record containing absolute position pos (binary search). */
+int seg_find_pos(const struct segment *s, uint64_t pos, uint64_t *index);
+
+/* Drops records [count, s->count) from both files. */
+int seg_truncate(struct segment *s, uint64_t count);
+
+/* fdatasync of the .log, and of the .idx when with_index. */
+int seg_sync(const struct segment *s, bool with_index);
+
+void seg_close(struct segment *s);
+
+/* Closes and unlinks both files. */
+int seg_remove(struct segment *s, const char *dir);
+
+/* Parses a segment file name "%020llu.log"; 0 or -EINVAL. */
+int seg_parse_name(const char *name, uint64_t *base_off);
+
+#endif

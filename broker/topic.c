@@ -1,0 +1,419 @@
+/*
+ * topic — topics: creation, loading, settings, growth and deletion.
+ *
+ * FILES
+ *   DATA/topics/NAME/topic      metadata, text, "key=value\n" lines:
+ *                                 id=N            never reused (DATA/meta)
+ *                                 created.ms=N
+ *                                 partitions=N    the truth: partition dirs
+ *                                                 beyond it are leftovers of
+ *                                                 an interrupted grow
+ *                                 retention.ms=N ... per-topic overrides
+ *                               always replaced atomically (sys_write_atomic)
+ *   DATA/topics/NAME/P/         partition P's log (plog.c)
+ *
+ * CREATION is atomic: the topic is built in DATA/trash/new-ID (partitions and
+ * metadata, all fsynced) and renamed to DATA/topics/NAME in one step.  A
+ * crash before the rename leaves only trash, which the next start removes.
+ * DELETION renames DATA/topics/NAME to DATA/trash/del-ID, durably, and then
+ * removes the files in the thread pool.
+ */
+#include "broker/internal.h"
+#include "broker/sysio.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_PARTITIONS 100000
+
+const char *topic_name(const struct topic *t)
+{
+    return t->name;
+}
+uint64_t topic_id(const struct topic *t)
+{
+    return t->id;
+}
+uint32_t topic_partitions(const struct topic *t)
+{
+    return t->nparts;
+}
+int64_t topic_created_ms(const struct topic *t)
+{
+    return t->created_ms;
+}
+struct part *topic_part(const struct topic *t, uint32_t i)
+{
+    return i < t->nparts ? t->parts[i] : NULL;
+}
+
+struct topic *topic_find(const struct broker *b, const char *name)
+{
+    for (size_t i = 0; i < b->ntopics; i++)
+        if (!strcmp(b->topics[i]->name, name))
+            return b->topics[i];
+    return NULL;
+}
+
+struct topic *topic_by_id(const struct broker *b, uint64_t id)
+{
+    for (size_t i = 0; i < b->ntopics; i++)
+        if (b->topics[i]->id == id)
+            return b->topics[i];
+    return NULL;
+}
+
+size_t topic_count(const struct broker *b)
+{
+    return b->ntopics;
+}
+
+struct topic *topic_at(const struct broker *b, size_t i)
+{
+    return i < b->ntopics ? b->topics[i] : NULL;
+}
+
+/* ---------------------------------------------------------------- metadata */
+
+static int meta_write(const char *dir, uint64_t id, int64_t created, uint32_t nparts,
+                      const struct topic_config *tc)
+{
+    char buf[512];
+    int len = snprintf(buf, sizeof(buf),
+                       "id=%" PRIu64 "\ncreated.ms=%" PRId64 "\npartitions=%" PRIu32 "\n", id,
+                       created, nparts);
+    for (int i = 0; i < TOPIC_NCONF; i++)
+        if (tc->set & (1u << i))
+            len += snprintf(buf + len, sizeof(buf) - (size_t)len, "%s=%" PRId64 "\n",
+                            topic_config_names[i], tc->v[i]);
+    return sys_write_atomic(dir, "topic", buf, (size_t)len);
+}
+
+static int meta_read(const char *dir, struct topic *t)
+{
+    char path[PATH_MAX], *buf;
+    size_t len;
+    if (snprintf(path, sizeof(path), "%s/topic", dir) >= (int)sizeof(path))
+        return -ENAMETOOLONG;
+    int rc = sys_read_small(path, 64 << 10, &buf, &len);
+    if (rc < 0)
+        return rc;
+    bool have_id = false, have_parts = false;
+    char *save = NULL;
+    for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char *eq = strchr(line, '=');
+        int64_t v;
+        if (!eq) {
+            rc = -EBADMSG;
+            break;
+        }
+        *eq = '\0';
+        const char *key = line, *val = eq + 1;
+        int idx;
+        if (!strcmp(key, "id") && cfg_parse_i64(val, 1, INT64_MAX, &v) == 0) {
+            t->id = (uint64_t)v;
+            have_id = true;
+        } else if (!strcmp(key, "created.ms") && cfg_parse_i64(val, 0, INT64_MAX, &v) == 0) {
+            t->created_ms = v;
+        } else if (!strcmp(key, "partitions") &&
+                   cfg_parse_i64(val, 1, MAX_PARTITIONS, &v) == 0) {
+            t->nparts = (uint32_t)v;
+            have_parts = true;
+        } else if ((idx = topic_config_index(key)) >= 0 && topic_config_check(idx, val, &v) == 0) {
+            t->conf.v[idx] = v;
+            t->conf.set |= 1u << idx;
+        } else {
+            rc = -EBADMSG;
+            break;
+        }
+    }
+    free(buf);
+    if (rc == 0 && (!have_id || !have_parts))
+        rc = -EBADMSG;
+    return rc;
+}
+
+/* ------------------------------------------------------------ load / free */
+
+static int topics_push(struct broker *b, struct topic *t)
+{
+    if (b->ntopics == b->cap) {
+        size_t ncap = b->cap ? 2 * b->cap : 16;
+        struct topic **n = realloc(b->topics, ncap * sizeof(*n));
+        if (!n)
+            return -ENOMEM;
+        b->topics = n;
+        b->cap = ncap;
+    }
+    b->topics[b->ntopics++] = t;
+    return 0;
+}
+
+void topic_free(struct topic *t)
+{
+    if (!t)
+        return;
+    for (uint32_t i = 0; i < t->nparts; i++)
+        if (t->parts && t->parts[i])
+            part_detach(t->parts[i]);
+    free(t->parts);
+    free(t->dir);
+    free(t->name);
+    free(t);
+}
+
+/* Removes partition directories numbered >= nparts (an interrupted grow). */
+static void remove_extra_parts(const char *dir, uint32_t nparts)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        int64_t v;
+        if (de->d_type == DT_DIR && cfg_parse_i64(de->d_name, 0, INT32_MAX, &v) == 0 &&
+            v >= nparts) {
+            char sub[PATH_MAX];
+            snprintf(sub, sizeof(sub), "%s/%s", dir, de->d_name);
+            sys_remove_tree(sub);
+        }
+    }
+    closedir(d);
+}
+
+int topic_load(struct broker *b, const char *name, struct topic **out)
+{
+    struct topic *t = calloc(1, sizeof(*t));
+    char dir[PATH_MAX];
+    int rc;
+    if (!t)
+        return -ENOMEM;
+    snprintf(dir, sizeof(dir), "%s/%s", b->topics_dir, name);
+    t->name = strdup(name);
+    t->dir = strdup(dir);
+    if (!t->name || !t->dir) {
+        rc = -ENOMEM;
+        goto err;
+    }
+    if ((rc = meta_read(dir, t)) < 0)
+        goto err;
+    uint32_t n = t->nparts;
+    t->nparts = 0;
+    t->parts = calloc(n, sizeof(*t->parts));
+    if (!t->parts) {
+        rc = -ENOMEM;
+        goto err;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        if ((rc = part_open(b, t, i, true, &t->parts[i])) < 0)
+            goto err;
+        t->nparts++;
+    }
+    remove_extra_parts(dir, n);
+    if (t->id >= b->next_topic_id)
+        b->next_topic_id = t->id + 1;
+    *out = t;
+    return 0;
+err:
+    fprintf(stderr, "minikafka: topic %s: %s\n", name, strerror(-rc));
+    topic_free(t);
+    return rc;
+}
+
+/* --------------------------------------------------------- create / delete */
+
+int topic_create(struct broker *b, const char *name, struct topic **out)
+{
+    int rc = topic_name_check(name);
+    if (rc < 0)
+        return rc;
+    if (topic_find(b, name))
+        return -EEXIST;
+    uint64_t id = b->next_topic_id++;
+    if ((rc = broker_write_meta(b)) < 0)
+        return rc;
+
+    char stage[PATH_MAX], dst[PATH_MAX];
+    snprintf(stage, sizeof(stage), "%s/new-%" PRIu64, b->trash_dir, id);
+    snprintf(dst, sizeof(dst), "%s/%s", b->topics_dir, name);
+    if ((rc = sysio.mkdir(stage, 0755)) < 0)
+        return rc;
+    for (uint32_t i = 0; i < b->cfg.num_partitions; i++) {
+        char pdir[PATH_MAX];
+        struct plog l;
+        if (snprintf(pdir, sizeof(pdir), "%s/%" PRIu32, stage, i) >= (int)sizeof(pdir)) {
+            rc = -ENAMETOOLONG;
+            goto err_stage;
+        }
+        if ((rc = plog_open(&l, pdir, true)) < 0)
+            goto err_stage;
+        plog_close(&l);
+    }
+    struct topic_config none = {0};
+    int64_t now = sys_now_ms();
+    if ((rc = meta_write(stage, id, now, b->cfg.num_partitions, &none)) < 0 ||
+        (rc = sys_fsync_dir(stage)) < 0)
+        goto err_stage;
+    if ((rc = sysio.rename(stage, dst)) < 0)
+        goto err_stage;
+    if ((rc = sys_fsync_dir(b->topics_dir)) < 0 || (rc = sys_fsync_dir(b->trash_dir)) < 0)
+        goto err_dst;
+
+    struct topic *t;
+    if ((rc = topic_load(b, name, &t)) < 0)
+        goto err_dst;
+    if ((rc = topics_push(b, t)) < 0) {
+        topic_free(t);
+        goto err_dst;
+    }
+    if (out)
+        *out = t;
+    return 0;
+
+err_dst:
+    sys_remove_tree(dst);
+    return rc;
+err_stage:
+    sys_remove_tree(stage);
+    return rc;
+}
+
+struct rm_job {
+    uv_work_t work;
+    struct broker *b;
+    char *path;
+};
+
+static void rm_work(uv_work_t *w)
+{
+    struct rm_job *j = w->data;
+    int rc = sys_remove_tree(j->path);
+    if (rc < 0)
+        fprintf(stderr, "minikafka: removing %s: %s\n", j->path, strerror(-rc));
+}
+
+static void rm_after(uv_work_t *w, int status)
+{
+    (void)status;
+    struct rm_job *j = w->data;
+    broker_job_end(j->b);
+    free(j->path);
+    free(j);
+}
+
+int topic_delete(struct broker *b, const char *name)
+{
+    size_t i;
+    for (i = 0; i < b->ntopics; i++)
+        if (!strcmp(b->topics[i]->name, name))
+            break;
+    if (i == b->ntopics)
+        return -ENOENT;
+    struct topic *t = b->topics[i];
+    char dst[PATH_MAX];
+    snprintf(dst, sizeof(dst), "%s/del-%" PRIu64, b->trash_dir, t->id);
+    int rc = sysio.rename(t->dir, dst);
+    if (rc < 0)
+        return rc;
+    if ((rc = sys_fsync_dir(b->topics_dir)) < 0)
+        fprintf(stderr, "minikafka: fsync %s: %s\n", b->topics_dir, strerror(-rc));
+    memmove(&b->topics[i], &b->topics[i + 1], (b->ntopics - i - 1) * sizeof(*b->topics));
+    b->ntopics--;
+    topic_free(t);
+
+    struct rm_job *j = calloc(1, sizeof(*j));
+    if (j && (j->path = strdup(dst)) != NULL) {
+        j->b = b;
+        j->work.data = j;
+        broker_job_start(b);
+        if (uv_queue_work(b->loop, &j->work, rm_work, rm_after) == 0)
+            return 0;
+        broker_job_end(b);
+        free(j->path);
+    }
+    free(j);
+    sys_remove_tree(dst); /* no thread pool: do it here */
+    return 0;
+}
+
+/* ---------------------------------------------------------------- settings */
+
+int topic_get(const struct broker *b, const struct topic *t, const char *key, char *buf, size_t n)
+{
+    if (!strcmp(key, "partitions")) {
+        snprintf(buf, n, "%" PRIu32, t->nparts);
+        return 0;
+    }
+    int idx = topic_config_index(key);
+    if (idx < 0)
+        return idx;
+    snprintf(buf, n, "%" PRId64, topic_config_get(&t->conf, &b->cfg, idx));
+    return 0;
+}
+
+static int grow(struct broker *b, struct topic *t, uint32_t n)
+{
+    struct part **np = realloc(t->parts, n * sizeof(*np));
+    if (!np)
+        return -ENOMEM;
+    t->parts = np;
+    uint32_t old = t->nparts;
+    int rc = 0;
+    for (uint32_t i = old; i < n && rc == 0; i++) {
+        rc = part_open(b, t, i, true, &t->parts[i]);
+        if (rc == 0)
+            t->nparts++;
+    }
+    if (rc == 0)
+        rc = meta_write(t->dir, t->id, t->created_ms, n, &t->conf);
+    if (rc < 0) {
+        for (uint32_t i = old; i < t->nparts; i++)
+            part_detach(t->parts[i]);
+        t->nparts = old;
+        remove_extra_parts(t->dir, old);
+    }
+    return rc;
+}
+
+int topic_set(struct broker *b, struct topic *t, const char *key, const char *value)
+{
+    int64_t v;
+    if (!strcmp(key, "partitions")) {
+        if (cfg_parse_i64(value, 1, MAX_PARTITIONS, &v) < 0 || (uint32_t)v < t->nparts)
+            return -EINVAL;
+        return (uint32_t)v == t->nparts ? 0 : grow(b, t, (uint32_t)v);
+    }
+    int idx = topic_config_index(key);
+    if (idx < 0)
+        return idx;
+    if (topic_config_check(idx, value, &v) < 0)
+        return -EINVAL;
+    struct topic_config nc = t->conf;
+    nc.v[idx] = v;
+    nc.set |= 1u << idx;
+    int rc = meta_write(t->dir, t->id, t->created_ms, t->nparts, &nc);
+    if (rc == 0)
+        t->conf = nc;
+    return rc;
+}
+
+int topic_unset(struct broker *b, struct topic *t, const char *key)
+{
+    (void)b;
+    if (!strcmp(key, "partitions"))
+        return -EPERM;
+    int idx = topic_config_index(key);
+    if (idx < 0)
+        return idx;
+    struct topic_config nc = t->conf;
+    nc.set &= ~(1u << idx);
+    int rc = meta_write(t->dir, t->id, t->created_ms, t->nparts, &nc);
+    if (rc == 0)
+        t->conf = nc;
+    return rc;
+}

@@ -1,0 +1,1048 @@
+/*
+ * fs — the FUSE low-level adapter (see fs.h).
+ *
+ * THE TREE AND ITS INODE NUMBERS
+ *   1                     the mount root: one directory per topic, .cluster
+ *   2                     .cluster, read-only status text
+ *   ID << 24              topic directory (ID: the topic's id, never reused)
+ *   ID << 24 | (P + 1)    partition P of that topic
+ *   Inode numbers follow from the topic registry, so lookup counts need no
+ *   table; an inode of a deleted topic simply stops resolving (ENOENT), and
+ *   open files on it answer ESTALE.
+ *
+ * CACHING
+ *   Partition files are opened with direct_io: every read and write reaches
+ *   us with its exact offset and size.  The kernel page cache would otherwise
+ *   read whole pages, including bytes below the first retained position or
+ *   bytes a writer's page cache copy holds but that are not committed.  Their
+ *   attributes are not cached (st_size grows under readers: `tail -f` polls
+ *   it).  Directories and names are cached for a second.
+ *
+ * WRITES
+ *   Requests of one open file are handled in order (a queue per handle): the
+ *   handle's held partial line is part of its state.  A write is framed into
+ *   records (framing.c); complete records go to part_append together with the
+ *   held bytes, and the write is answered when they are committed.  The new
+ *   partial line replaces the held one only if the append succeeded, so a
+ *   failed write changes nothing.
+ */
+#include "fs/fs.h"
+#include "fs/framing.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#define INO_CLUSTER  2
+#define INO_SHIFT    24
+#define INO_SUB_MASK ((1ull << INO_SHIFT) - 1)
+#define NAME_TTL     1.0
+#define MAX_WRITE    (1u << 20)
+
+struct fh;
+
+/* A request waiting its turn on a handle, or in flight. */
+enum wop { W_WRITE, W_FLUSH, W_FSYNC };
+struct wreq {
+    enum wop op;
+    fuse_req_t req;
+    struct fh *fh;
+    char *data; /* W_WRITE: owned copy when queued; else borrowed */
+    size_t len;
+    bool owned;
+    char *tail; /* the partial line to hold after success */
+    size_t tail_len;
+    struct frame fr;
+    struct wreq *next;
+};
+
+struct fh {
+    bool status; /* .cluster snapshot */
+    struct part *p;
+    char *held; /* partial line, not yet a record */
+    size_t held_len;
+    char *text; /* .cluster content */
+    size_t text_len;
+    struct wreq *q_head, *q_tail; /* waiting, in order */
+    bool busy;                    /* a request of this handle is in flight */
+    bool released;                /* RELEASE came while busy */
+    struct fh *prev, *next;       /* all open handles */
+};
+
+struct fs {
+    struct broker *b;
+    struct fuse_session *se;
+    uv_poll_t poll;
+    bool polling;
+    struct fuse_buf buf;
+    void (*on_exit)(void *);
+    void *exit_arg;
+    bool exited;
+    struct fh *handles;
+};
+
+static struct fs *req_fs(fuse_req_t req)
+{
+    return fuse_req_userdata(req);
+}
+
+/* ------------------------------------------------------------ the tree */
+
+enum node_kind { N_NONE, N_ROOT, N_CLUSTER, N_TOPIC, N_PART };
+struct node {
+    enum node_kind kind;
+    struct topic *t;
+    struct part *p;
+};
+
+static struct node resolve(struct fs *f, fuse_ino_t ino)
+{
+    struct node n = {.kind = N_NONE};
+    if (ino == FUSE_ROOT_ID) {
+        n.kind = N_ROOT;
+    } else if (ino == INO_CLUSTER) {
+        n.kind = N_CLUSTER;
+    } else if ((n.t = topic_by_id(f->b, ino >> INO_SHIFT)) != NULL) {
+        uint64_t sub = ino & INO_SUB_MASK;
+        if (sub == 0)
+            n.kind = N_TOPIC;
+        else if ((n.p = topic_part(n.t, (uint32_t)(sub - 1))) != NULL)
+            n.kind = N_PART;
+    }
+    return n;
+}
+
+static fuse_ino_t topic_ino(const struct topic *t)
+{
+    return (fuse_ino_t)(topic_id(t) << INO_SHIFT);
+}
+
+static void ts_of_ms(struct timespec *ts, int64_t ms)
+{
+    ts->tv_sec = ms / 1000;
+    ts->tv_nsec = (ms % 1000) * 1000000;
+}
+
+static void fill_attr(struct fs *f, const struct node *n, fuse_ino_t ino, struct stat *st)
+{
+    memset(st, 0, sizeof(*st));
+    st->st_ino = ino;
+    st->st_uid = getuid();
+    st->st_gid = getgid();
+    st->st_blksize = 4096;
+    int64_t now = (int64_t)time(NULL) * 1000;
+    ts_of_ms(&st->st_atim, now);
+    switch (n->kind) {
+    case N_ROOT:
+        st->st_mode = S_IFDIR | 0755;
+        st->st_nlink = 2 + topic_count(f->b);
+        ts_of_ms(&st->st_mtim, now);
+        break;
+    case N_CLUSTER: {
+        char *text;
+        size_t len = 0;
+        if (broker_status(f->b, &text, &len) == 0)
+            free(text);
+        st->st_mode = S_IFREG | 0444;
+        st->st_nlink = 1;
+        st->st_size = (off_t)len;
+        ts_of_ms(&st->st_mtim, now);
+        break;
+    }
+    case N_TOPIC:
+        st->st_mode = S_IFDIR | 0755;
+        st->st_nlink = 2;
+        ts_of_ms(&st->st_mtim, topic_created_ms(n->t));
+        break;
+    case N_PART: {
+        struct part_info pi;
+        part_info(n->p, &pi);
+        st->st_mode = S_IFREG | 0644;
+        st->st_nlink = 1;
+        st->st_size = (off_t)pi.end_pos;
+        st->st_blocks = (blkcnt_t)((pi.end_pos - pi.first_pos + 511) / 512);
+        ts_of_ms(&st->st_mtim, pi.mtime_ms);
+        break;
+    }
+    case N_NONE:
+        break;
+    }
+    st->st_ctim = st->st_mtim;
+}
+
+static double attr_ttl(const struct node *n)
+{
+    return n->kind == N_PART || n->kind == N_CLUSTER || n->kind == N_ROOT ? 0.0 : NAME_TTL;
+}
+
+static void reply_entry(fuse_req_t req, struct fs *f, const struct node *n, fuse_ino_t ino)
+{
+    struct fuse_entry_param e;
+    memset(&e, 0, sizeof(e));
+    e.ino = ino;
+    e.entry_timeout = NAME_TTL;
+    e.attr_timeout = attr_ttl(n);
+    fill_attr(f, n, ino, &e.attr);
+    fuse_reply_entry(req, &e);
+}
+
+/* Parses a partition file name: decimal, no leading zeros. */
+static int parse_part_name(const char *name, uint32_t *out)
+{
+    uint64_t v = 0;
+    if (!*name || (name[0] == '0' && name[1]) || strlen(name) > 9)
+        return -ENOENT;
+    for (const char *c = name; *c; c++) {
+        if (*c < '0' || *c > '9')
+            return -ENOENT;
+        v = v * 10 + (uint64_t)(*c - '0');
+    }
+    *out = (uint32_t)v;
+    return 0;
+}
+
+/* ------------------------------------------------------------ lookups */
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+    (void)userdata;
+    /* Exact writes, in order: no writeback cache, no parallel direct I/O of
+     * one write (it could reorder its pieces), big requests. */
+    conn->want &= ~(unsigned)(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_ASYNC_DIO);
+    if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+        conn->want |= FUSE_CAP_SPLICE_WRITE;
+    if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+        conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+    conn->max_write = MAX_WRITE;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    struct fs *f = req_fs(req);
+    struct node pn = resolve(f, parent);
+    struct node n = {.kind = N_NONE};
+    fuse_ino_t ino = 0;
+    if (pn.kind == N_ROOT) {
+        if (!strcmp(name, ".cluster")) {
+            n.kind = N_CLUSTER;
+            ino = INO_CLUSTER;
+        } else if ((n.t = topic_find(f->b, name)) != NULL) {
+            n.kind = N_TOPIC;
+            ino = topic_ino(n.t);
+        }
+    } else if (pn.kind == N_TOPIC) {
+        uint32_t i;
+        if (parse_part_name(name, &i) == 0 && (n.p = topic_part(pn.t, i)) != NULL) {
+            n.kind = N_PART;
+            n.t = pn.t;
+            ino = topic_ino(pn.t) | (i + 1);
+        }
+    } else if (pn.kind == N_NONE) {
+        fuse_reply_err(req, ENOENT);
+        return;
+    } else {
+        fuse_reply_err(req, ENOTDIR);
+        return;
+    }
+    if (n.kind == N_NONE) {
+        fuse_reply_err(req, ENOENT);
+        return;
+    }
+    reply_entry(req, f, &n, ino);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)fi;
+    struct fs *f = req_fs(req);
+    struct node n = resolve(f, ino);
+    if (n.kind == N_NONE) {
+        fuse_reply_err(req, ENOENT);
+        return;
+    }
+    struct stat st;
+    fill_attr(f, &n, ino, &st);
+    fuse_reply_attr(req, &st, attr_ttl(&n));
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                       struct fuse_file_info *fi)
+{
+    (void)attr;
+    (void)fi;
+    struct fs *f = req_fs(req);
+    struct node n = resolve(f, ino);
+    if (n.kind == N_NONE) {
+        fuse_reply_err(req, ENOENT);
+        return;
+    }
+    /* Truncation, chmod, chown: refused.  Time changes (touch) are accepted
+     * and ignored: times are the log's own. */
+    if (to_set & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID |
+                  FUSE_SET_ATTR_GID)) {
+        fuse_reply_err(req, EPERM);
+        return;
+    }
+    struct stat st;
+    fill_attr(f, &n, ino, &st);
+    fuse_reply_attr(req, &st, attr_ttl(&n));
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+    (void)mode;
+    struct fs *f = req_fs(req);
+    struct node pn = resolve(f, parent);
+    if (pn.kind != N_ROOT) {
+        fuse_reply_err(req, pn.kind == N_NONE ? ENOENT : EPERM);
+        return;
+    }
+    struct topic *t;
+    int rc = topic_create(f->b, name, &t);
+    if (rc < 0) {
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    struct node n = {.kind = N_TOPIC, .t = t};
+    reply_entry(req, f, &n, topic_ino(t));
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    struct fs *f = req_fs(req);
+    struct node pn = resolve(f, parent);
+    int rc;
+    if (pn.kind == N_ROOT)
+        rc = !strcmp(name, ".cluster") ? -ENOTDIR : topic_delete(f->b, name);
+    else
+        rc = pn.kind == N_NONE ? -ENOENT : -ENOTDIR;
+    fuse_reply_err(req, -rc);
+}
+
+static void op_refuse(fuse_req_t req)
+{
+    fuse_reply_err(req, EPERM);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    (void)parent;
+    (void)name;
+    op_refuse(req);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+                      const char *newname, unsigned int flags)
+{
+    (void)parent, (void)name, (void)newparent, (void)newname, (void)flags;
+    op_refuse(req);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+    (void)parent, (void)name, (void)mode, (void)rdev;
+    op_refuse(req);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+    (void)link, (void)parent, (void)name;
+    op_refuse(req);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+    (void)ino, (void)newparent, (void)newname;
+    op_refuse(req);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                      struct fuse_file_info *fi)
+{
+    (void)parent, (void)name, (void)mode, (void)fi;
+    op_refuse(req);
+}
+
+/* ------------------------------------------------------------ directories */
+
+struct dirbuf {
+    char *p;
+    size_t size, cap;
+};
+
+static int dir_add(fuse_req_t req, struct dirbuf *d, size_t max, const char *name,
+                   fuse_ino_t ino, mode_t mode, off_t next)
+{
+    struct stat st = {.st_ino = ino, .st_mode = mode};
+    size_t need = fuse_add_direntry(req, NULL, 0, name, NULL, 0);
+    if (d->size + need > max)
+        return 1;
+    if (d->size + need > d->cap) {
+        size_t nc = d->cap ? 2 * d->cap : 4096;
+        while (nc < d->size + need)
+            nc *= 2;
+        char *np = realloc(d->p, nc);
+        if (!np)
+            return -1;
+        d->p = np;
+        d->cap = nc;
+    }
+    fuse_add_direntry(req, d->p + d->size, need, name, &st, next);
+    d->size += need;
+    return 0;
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                       struct fuse_file_info *fi)
+{
+    (void)fi;
+    struct fs *f = req_fs(req);
+    struct node n = resolve(f, ino);
+    struct dirbuf d = {0};
+    int full = 0;
+    if (n.kind != N_ROOT && n.kind != N_TOPIC) {
+        fuse_reply_err(req, n.kind == N_NONE ? ENOENT : ENOTDIR);
+        return;
+    }
+    /* Entry k has offset k + 1; 0 is ".", 1 is "..". */
+    size_t total = n.kind == N_ROOT ? 3 + topic_count(f->b) : 2 + topic_partitions(n.t);
+    for (size_t k = (size_t)off; k < total && !full; k++) {
+        char name[32];
+        const char *nm = name;
+        fuse_ino_t eino;
+        mode_t mode = S_IFDIR;
+        if (k == 0) {
+            nm = ".";
+            eino = ino;
+        } else if (k == 1) {
+            nm = "..";
+            eino = FUSE_ROOT_ID;
+        } else if (n.kind == N_ROOT && k == 2) {
+            nm = ".cluster";
+            eino = INO_CLUSTER;
+            mode = S_IFREG;
+        } else if (n.kind == N_ROOT) {
+            struct topic *t = topic_at(f->b, k - 3);
+            nm = topic_name(t);
+            eino = topic_ino(t);
+        } else {
+            snprintf(name, sizeof(name), "%zu", k - 2);
+            eino = topic_ino(n.t) | (k - 1);
+            mode = S_IFREG;
+        }
+        full = dir_add(req, &d, size, nm, eino, mode, (off_t)k + 1);
+        if (full < 0) {
+            free(d.p);
+            fuse_reply_err(req, ENOMEM);
+            return;
+        }
+    }
+    fuse_reply_buf(req, d.p, d.size);
+    free(d.p);
+}
+
+/* ------------------------------------------------------------ open/close */
+
+static void fh_link(struct fs *f, struct fh *h)
+{
+    h->next = f->handles;
+    if (f->handles)
+        f->handles->prev = h;
+    f->handles = h;
+}
+
+static void fh_free(struct fs *f, struct fh *h)
+{
+    if (h->prev)
+        h->prev->next = h->next;
+    else
+        f->handles = h->next;
+    if (h->next)
+        h->next->prev = h->prev;
+    if (h->p)
+        part_unref(h->p);
+    free(h->held);
+    free(h->text);
+    free(h);
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct fs *f = req_fs(req);
+    struct node n = resolve(f, ino);
+    int acc = fi->flags & O_ACCMODE;
+    if (n.kind == N_NONE) {
+        fuse_reply_err(req, ENOENT);
+        return;
+    }
+    if (n.kind == N_ROOT || n.kind == N_TOPIC) {
+        fuse_reply_err(req, EISDIR);
+        return;
+    }
+    if (n.kind == N_CLUSTER && acc != O_RDONLY) {
+        fuse_reply_err(req, EACCES);
+        return;
+    }
+    if (n.kind == N_PART && (fi->flags & O_TRUNC)) {
+        fuse_reply_err(req, EPERM);
+        return;
+    }
+    struct fh *h = calloc(1, sizeof(*h));
+    if (!h) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    if (n.kind == N_CLUSTER) {
+        h->status = true;
+        int rc = broker_status(f->b, &h->text, &h->text_len);
+        if (rc < 0) {
+            free(h);
+            fuse_reply_err(req, -rc);
+            return;
+        }
+    } else {
+        h->p = n.p;
+        part_ref(h->p);
+    }
+    fh_link(f, h);
+    fi->fh = (uint64_t)(uintptr_t)h;
+    fi->direct_io = 1;
+    fi->keep_cache = 0;
+    if (fuse_reply_open(req, fi) == -ENOENT)
+        fh_free(f, h); /* the opener was interrupted */
+}
+
+static struct fh *fh_of(struct fuse_file_info *fi)
+{
+    return (struct fh *)(uintptr_t)fi->fh;
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                    struct fuse_file_info *fi)
+{
+    (void)ino;
+    struct fh *h = fh_of(fi);
+    if (off < 0) {
+        fuse_reply_err(req, EINVAL);
+        return;
+    }
+    if (h->status) {
+        size_t o = (size_t)off < h->text_len ? (size_t)off : h->text_len;
+        size_t n = h->text_len - o < size ? h->text_len - o : size;
+        fuse_reply_buf(req, h->text + o, n);
+        return;
+    }
+    int fd;
+    uint64_t fdoff;
+    size_t n;
+    int rc = part_read(h->p, (uint64_t)off, size, &fd, &fdoff, &n);
+    if (rc < 0) {
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    if (n == 0) {
+        fuse_reply_buf(req, NULL, 0);
+        return;
+    }
+    struct fuse_bufvec bv = FUSE_BUFVEC_INIT(n);
+    bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+    bv.buf[0].fd = fd;
+    bv.buf[0].pos = (off_t)fdoff;
+    fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
+}
+
+/* ------------------------------------------------------------ writes */
+
+static void fh_next(struct fs *f, struct fh *h);
+
+static void wreq_free(struct wreq *w)
+{
+    if (w->owned)
+        free(w->data);
+    free(w->tail);
+    frame_free(&w->fr);
+    free(w);
+}
+
+/* The request in flight on h finished with status. */
+static void w_done(void *arg, int status)
+{
+    struct wreq *w = arg;
+    struct fh *h = w->fh;
+    struct fs *f = fuse_req_userdata(w->req);
+    switch (w->op) {
+    case W_WRITE:
+        if (status == 0) {
+            free(h->held);
+            h->held = w->tail;
+            h->held_len = w->tail_len;
+            w->tail = NULL;
+            fuse_reply_write(w->req, w->len);
+        } else {
+            fuse_reply_err(w->req, -status);
+        }
+        break;
+    case W_FLUSH:
+        if (status == 0) {
+            free(h->held);
+            h->held = NULL;
+            h->held_len = 0;
+        }
+        fuse_reply_err(w->req, -status);
+        break;
+    case W_FSYNC:
+        fuse_reply_err(w->req, -status);
+        break;
+    }
+    wreq_free(w);
+    h->busy = false;
+    fh_next(f, h);
+}
+
+/* Starts w on h (h not busy).  Answers at once or when committed. */
+static void w_start(struct fs *f, struct fh *h, struct wreq *w)
+{
+    const struct mk_config *c = broker_config(f->b);
+    int rc = 0;
+    h->busy = true;
+    if (part_deleted(h->p)) {
+        rc = -ESTALE;
+        goto fail;
+    }
+    if (w->op == W_FSYNC) {
+        rc = part_sync(h->p, w_done, w);
+        if (rc < 0)
+            goto fail;
+        return;
+    }
+    if (w->op == W_FLUSH) {
+        if (h->held_len == 0) {
+            w_done(w, 0);
+            return;
+        }
+        static const char nl = '\n';
+        struct iovec iov[2] = {{h->held, h->held_len}, {(void *)&nl, 1}};
+        uint32_t len = (uint32_t)h->held_len + 1;
+        rc = part_append(h->p, iov, 2, &len, 1, w_done, w);
+        if (rc < 0)
+            goto fail;
+        return;
+    }
+    if (w->len == 0) {
+        w_done(w, 0);
+        return;
+    }
+    rc = frame_split(h->held_len, w->data, w->len, c->message_max_bytes, &w->fr);
+    if (rc < 0)
+        goto fail;
+    if (w->fr.nrec == 0) {
+        /* Only a partial line: hold it, nothing to commit. */
+        char *nh = realloc(h->held, h->held_len + w->len);
+        if (!nh) {
+            rc = -ENOMEM;
+            goto fail;
+        }
+        memcpy(nh + h->held_len, w->data, w->len);
+        w->tail = nh;
+        w->tail_len = h->held_len + w->len;
+        h->held = NULL; /* ownership moves to w->tail, back in w_done */
+        w_done(w, 0);
+        return;
+    }
+    w->tail_len = w->len - w->fr.complete;
+    if (w->tail_len) {
+        w->tail = malloc(w->tail_len);
+        if (!w->tail) {
+            rc = -ENOMEM;
+            goto fail;
+        }
+        memcpy(w->tail, w->data + w->fr.complete, w->tail_len);
+    }
+    struct iovec iov[2] = {{h->held, h->held_len}, {w->data, w->fr.complete}};
+    rc = part_append(h->p, iov, 2, w->fr.lens, w->fr.nrec, w_done, w);
+    if (rc < 0)
+        goto fail;
+    return;
+fail:
+    w_done(w, rc);
+}
+
+static void fh_next(struct fs *f, struct fh *h)
+{
+    if (h->busy)
+        return;
+    if (h->q_head) {
+        struct wreq *w = h->q_head;
+        h->q_head = w->next;
+        if (!h->q_head)
+            h->q_tail = NULL;
+        w_start(f, h, w);
+    } else if (h->released) {
+        fh_free(f, h);
+    }
+}
+
+static void submit(fuse_req_t req, struct fuse_file_info *fi, enum wop op, const char *data,
+                   size_t len)
+{
+    struct fs *f = req_fs(req);
+    struct fh *h = fh_of(fi);
+    if (h->status) {
+        fuse_reply_err(req, op == W_WRITE ? EBADF : 0);
+        return;
+    }
+    struct wreq *w = calloc(1, sizeof(*w));
+    if (!w) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    w->op = op;
+    w->req = req;
+    w->fh = h;
+    w->data = (char *)data;
+    w->len = len;
+    if (!h->busy) {
+        w_start(f, h, w); /* the request buffer lives until we return */
+        return;
+    }
+    if (len) {
+        /* Must wait: copy what we borrowed from the receive buffer. */
+        w->data = malloc(len);
+        if (!w->data) {
+            free(w);
+            fuse_reply_err(req, ENOMEM);
+            return;
+        }
+        memcpy(w->data, data, len);
+        w->owned = true;
+    }
+    if (h->q_tail)
+        h->q_tail->next = w;
+    else
+        h->q_head = w;
+    h->q_tail = w;
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+                     struct fuse_file_info *fi)
+{
+    (void)ino;
+    (void)off; /* every write appends */
+    submit(req, fi, W_WRITE, buf, size);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)ino;
+    submit(req, fi, W_FLUSH, NULL, 0);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+    (void)ino;
+    (void)datasync;
+    submit(req, fi, W_FSYNC, NULL, 0);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)ino;
+    struct fs *f = req_fs(req);
+    struct fh *h = fh_of(fi);
+    if (h->busy || h->q_head)
+        h->released = true; /* freed when its last request is answered */
+    else
+        fh_free(f, h);
+    fuse_reply_err(req, 0);
+}
+
+/* ------------------------------------------------------------ xattrs */
+
+static const char *const part_attrs[] = {"user.offset.first",   "user.offset.next",
+                                         "user.position.first", "user.leader",
+                                         "user.replicas",       "user.term"};
+#define NPART_ATTRS (sizeof(part_attrs) / sizeof(part_attrs[0]))
+
+static int part_attr(const struct part *p, const char *name, char *buf, size_t n)
+{
+    struct part_info pi;
+    part_info(p, &pi);
+    uint64_t v;
+    if (!strcmp(name, "user.offset.first"))
+        v = pi.first_off;
+    else if (!strcmp(name, "user.offset.next"))
+        v = pi.next_off;
+    else if (!strcmp(name, "user.position.first"))
+        v = pi.first_pos;
+    else if (!strcmp(name, "user.leader") || !strcmp(name, "user.replicas"))
+        v = pi.leader;
+    else if (!strcmp(name, "user.term"))
+        v = pi.term;
+    else
+        return -ENODATA;
+    snprintf(buf, n, "%" PRIu64, v);
+    return 0;
+}
+
+static void reply_value(fuse_req_t req, const char *val, size_t size)
+{
+    size_t len = strlen(val);
+    if (size == 0)
+        fuse_reply_xattr(req, len);
+    else if (size < len)
+        fuse_reply_err(req, ERANGE);
+    else
+        fuse_reply_buf(req, val, len);
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+    struct fs *f = req_fs(req);
+    struct node n = resolve(f, ino);
+    char val[64];
+    int rc = -ENODATA;
+    if (n.kind == N_PART)
+        rc = part_attr(n.p, name, val, sizeof(val));
+    else if (n.kind == N_TOPIC && !strncmp(name, "user.", 5))
+        rc = topic_get(f->b, n.t, name + 5, val, sizeof(val));
+    else if (n.kind == N_NONE)
+        rc = -ENOENT;
+    if (rc == -ENOENT && n.kind != N_NONE)
+        rc = -ENODATA;
+    if (rc < 0)
+        fuse_reply_err(req, -rc);
+    else
+        reply_value(req, val, size);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+    struct fs *f = req_fs(req);
+    struct node n = resolve(f, ino);
+    char buf[512];
+    size_t len = 0;
+    if (n.kind == N_PART) {
+        for (size_t i = 0; i < NPART_ATTRS; i++)
+            len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s", part_attrs[i]) + 1;
+    } else if (n.kind == N_TOPIC) {
+        len += (size_t)snprintf(buf + len, sizeof(buf) - len, "user.partitions") + 1;
+        for (int i = 0; i < TOPIC_NCONF; i++)
+            len += (size_t)snprintf(buf + len, sizeof(buf) - len, "user.%s",
+                                    topic_config_names[i]) + 1;
+    } else if (n.kind == N_NONE) {
+        fuse_reply_err(req, ENOENT);
+        return;
+    }
+    if (size == 0)
+        fuse_reply_xattr(req, len);
+    else if (size < len)
+        fuse_reply_err(req, ERANGE);
+    else
+        fuse_reply_buf(req, buf, len);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+                        size_t size, int flags)
+{
+    (void)flags;
+    struct fs *f = req_fs(req);
+    struct node n = resolve(f, ino);
+    int rc;
+    if (n.kind == N_NONE) {
+        rc = -ENOENT;
+    } else if (n.kind == N_PART) {
+        char tmp[64];
+        rc = part_attr(n.p, name, tmp, sizeof(tmp)) == 0 ? -EPERM : -ENOTSUP;
+    } else if (n.kind == N_TOPIC && !strncmp(name, "user.", 5)) {
+        char val[64];
+        if (size >= sizeof(val)) {
+            rc = -EINVAL;
+        } else {
+            memcpy(val, value, size);
+            val[size] = '\0';
+            if (size && val[size - 1] == '\n') /* setfattr -v "$(echo 5)" style */
+                val[size - 1] = '\0';
+            rc = topic_set(f->b, n.t, name + 5, val);
+            if (rc == -ENOENT)
+                rc = -ENOTSUP;
+        }
+    } else {
+        rc = -ENOTSUP;
+    }
+    fuse_reply_err(req, -rc);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+    struct fs *f = req_fs(req);
+    struct node n = resolve(f, ino);
+    int rc;
+    if (n.kind == N_NONE) {
+        rc = -ENOENT;
+    } else if (n.kind == N_PART) {
+        char tmp[64];
+        rc = part_attr(n.p, name, tmp, sizeof(tmp)) == 0 ? -EPERM : -ENODATA;
+    } else if (n.kind == N_TOPIC && !strncmp(name, "user.", 5)) {
+        rc = topic_unset(f->b, n.t, name + 5);
+        if (rc == -ENOENT)
+            rc = -ENODATA;
+    } else {
+        rc = -ENODATA;
+    }
+    fuse_reply_err(req, -rc);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+    (void)ino;
+    struct fs *f = req_fs(req);
+    struct statvfs sv;
+    if (statvfs(broker_data_dir(f->b), &sv) < 0) {
+        fuse_reply_err(req, errno);
+        return;
+    }
+    sv.f_namemax = 255;
+    fuse_reply_statfs(req, &sv);
+}
+
+const struct fuse_lowlevel_ops fs_ops = {
+    .init = op_init,
+    .lookup = op_lookup,
+    .getattr = op_getattr,
+    .setattr = op_setattr,
+    .mkdir = op_mkdir,
+    .rmdir = op_rmdir,
+    .unlink = op_unlink,
+    .rename = op_rename,
+    .mknod = op_mknod,
+    .symlink = op_symlink,
+    .link = op_link,
+    .create = op_create,
+    .open = op_open,
+    .read = op_read,
+    .write = op_write,
+    .flush = op_flush,
+    .fsync = op_fsync,
+    .release = op_release,
+    .readdir = op_readdir,
+    .getxattr = op_getxattr,
+    .listxattr = op_listxattr,
+    .setxattr = op_setxattr,
+    .removexattr = op_removexattr,
+    .statfs = op_statfs,
+};
+
+/* ------------------------------------------------------------ the loop */
+
+static void fs_exit(struct fs *f)
+{
+    if (f->exited)
+        return;
+    f->exited = true;
+    if (f->polling) {
+        uv_poll_stop(&f->poll);
+        f->polling = false;
+    }
+    if (f->on_exit)
+        f->on_exit(f->exit_arg);
+}
+
+static void on_readable(uv_poll_t *h, int status, int events)
+{
+    (void)events;
+    struct fs *f = h->data;
+    if (status < 0) {
+        fs_exit(f);
+        return;
+    }
+    /* Bounded batch per wake-up, so timers and thread-pool completions (the
+     * replies of waiting writes) keep their turn. */
+    for (int i = 0; i < 64; i++) {
+        int rc = fuse_session_receive_buf(f->se, &f->buf);
+        if (rc == -EAGAIN)
+            return;
+        if (rc == -EINTR)
+            continue;
+        if (rc <= 0 || fuse_session_exited(f->se)) {
+            if (rc < 0 && rc != -ENODEV)
+                fprintf(stderr, "minikafka: reading /dev/fuse: %s\n", strerror(-rc));
+            fs_exit(f);
+            return;
+        }
+        fuse_session_process_buf(f->se, &f->buf);
+    }
+}
+
+struct fs *fs_new(struct broker *b)
+{
+    struct fs *f = calloc(1, sizeof(*f));
+    if (f)
+        f->b = b;
+    return f;
+}
+
+int fs_start(struct fs *f, struct fuse_session *se, uv_loop_t *loop, void (*on_exit)(void *),
+             void *arg)
+{
+    int fd = fuse_session_fd(se);
+    f->se = se;
+    f->on_exit = on_exit;
+    f->exit_arg = arg;
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return -errno;
+    int rc = uv_poll_init(loop, &f->poll, fd);
+    if (rc < 0)
+        return rc;
+    f->poll.data = f;
+    rc = uv_poll_start(&f->poll, UV_READABLE, on_readable);
+    if (rc < 0)
+        return rc;
+    f->polling = true;
+    return 0;
+}
+
+static void ignore_done(void *arg, int status)
+{
+    (void)arg;
+    (void)status;
+}
+
+void fs_stop(struct fs *f)
+{
+    fs_exit(f);
+    if (!uv_is_closing((uv_handle_t *)&f->poll) && f->se)
+        uv_close((uv_handle_t *)&f->poll, NULL);
+    /* Held partial lines: commit them, as their close() would have. */
+    for (struct fh *h = f->handles; h; h = h->next) {
+        if (h->p && h->held_len && !h->busy && !part_deleted(h->p)) {
+            static const char nl = '\n';
+            struct iovec iov[2] = {{h->held, h->held_len}, {(void *)&nl, 1}};
+            uint32_t len = (uint32_t)h->held_len + 1;
+            if (part_append(h->p, iov, 2, &len, 1, ignore_done, NULL) == 0)
+                h->held_len = 0;
+        }
+    }
+}
+
+void fs_free(struct fs *f)
+{
+    while (f->handles) {
+        struct fh *h = f->handles;
+        while (h->q_head) {
+            struct wreq *w = h->q_head;
+            h->q_head = w->next;
+            wreq_free(w);
+        }
+        fh_free(f, h);
+    }
+    free(f->buf.mem);
+    free(f);
+}
