@@ -12,7 +12,7 @@ if [ "${1:-}" = -f ]; then follow=1; shift; fi
 MNT=${1:?usage: grep-consumer.sh [-f] MNT TOPIC PATTERN}
 TOPIC=${2:?usage: grep-consumer.sh [-f] MNT TOPIC PATTERN}
 PATTERN=${3:?usage: grep-consumer.sh [-f] MNT TOPIC PATTERN}
-NPART=$(getfattr --only-values -n user.partitions "$MNT/$TOPIC")
+NPART=$(getfattr --absolute-names --only-values -n user.partitions "$MNT/$TOPIC")
 if [ -n "$follow" ]; then
     # The pipelines run in the background, in this script's process group;
     # `kill 0` stops them all, which is only safe in a group of our own.
@@ -23,7 +23,7 @@ fi
 p=0
 while [ "$p" -lt "$NPART" ]; do
     f=$MNT/$TOPIC/$p
-    first=$(getfattr --only-values -n user.position.first "$f")
+    first=$(getfattr --absolute-names --only-values -n user.position.first "$f")
     if [ -n "$follow" ]; then
         tail -c +$((first + 1)) -f "$f" | grep --line-buffered -e "$PATTERN" |
             sed -u "s|^|$TOPIC/$p: |" &

@@ -13,7 +13,7 @@ MNT=${1:?usage: log-shipper.sh MNT TOPIC [N | -]}
 TOPIC=${2:?usage: log-shipper.sh MNT TOPIC [N | -]}
 N=${3:-1000}
 [ -d "$MNT/$TOPIC" ] || mkdir "$MNT/$TOPIC"
-NPART=$(getfattr --only-values -n user.partitions "$MNT/$TOPIC")
+NPART=$(getfattr --absolute-names --only-values -n user.partitions "$MNT/$TOPIC")
 
 generate() {
     awk -v n="$1" 'BEGIN {
@@ -43,9 +43,10 @@ awk -v dir="$MNT/$TOPIC" -v np="$NPART" '
             part[key] = f[1] % np
         }
         p = part[key]
-        # One open file per partition; fflush after every line makes every
+        # One open file per partition, opened with ">>" (">" would truncate,
+        # which a partition refuses); fflush after every line makes every
         # line its own write(), acknowledged when durable.
-        print > (dir "/" p); fflush(dir "/" p)
+        print >> (dir "/" p); fflush(dir "/" p)
         count[p]++; total++
     }
     END {

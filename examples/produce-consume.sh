@@ -14,7 +14,7 @@ TOPIC=${2:-demo}
 COUNT=${3:-10}
 STATE=${STATE:-./.produce-consume.$TOPIC.pos}
 [ -d "$MNT/$TOPIC" ] || mkdir "$MNT/$TOPIC"          # create the topic
-NPART=$(getfattr --only-values -n user.partitions "$MNT/$TOPIC")
+NPART=$(getfattr --absolute-names --only-values -n user.partitions "$MNT/$TOPIC")
 
 # Produce: one record per echo, round-robin.
 i=0
@@ -31,10 +31,10 @@ while [ "$p" -lt "$NPART" ]; do
     f=$MNT/$TOPIC/$p
     set -- $(sed -n "s/^$p //p" "$STATE" 2>/dev/null || true)
     pos=${1:-0} off=${2:-0}
-    first=$(getfattr --only-values -n user.position.first "$f")
+    first=$(getfattr --absolute-names --only-values -n user.position.first "$f")
     if [ "$pos" -lt "$first" ]; then                 # deleted by retention: skip ahead
         pos=$first
-        off=$(getfattr --only-values -n user.offset.first "$f")
+        off=$(getfattr --absolute-names --only-values -n user.offset.first "$f")
     fi
     end=$(stat -c %s "$f")                           # committed end, read once
     tail -c +$((pos + 1)) "$f" | head -c $((end - pos)) >"$STATE.chunk"

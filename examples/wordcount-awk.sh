@@ -8,12 +8,12 @@ set -eu
 MNT=${1:?usage: wordcount-awk.sh MNT TOPIC [TOP]}
 TOPIC=${2:?usage: wordcount-awk.sh MNT TOPIC [TOP]}
 TOP=${3:-10}
-NPART=$(getfattr --only-values -n user.partitions "$MNT/$TOPIC")
+NPART=$(getfattr --absolute-names --only-values -n user.partitions "$MNT/$TOPIC")
 
 p=0
 while [ "$p" -lt "$NPART" ]; do
     f=$MNT/$TOPIC/$p
-    tail -c +$(($(getfattr --only-values -n user.position.first "$f") + 1)) "$f"
+    tail -c +$(($(getfattr --absolute-names --only-values -n user.position.first "$f") + 1)) "$f"
     p=$((p + 1))
 done |
 awk '{

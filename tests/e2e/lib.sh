@@ -158,13 +158,38 @@ wait_until() {
 }
 fsize() { stat -c %s "$1"; }
 md5() { md5sum "$@" | cut -c1-32; }
-xget() { getfattr --only-values -n "$1" "$2" 2>&1; } # NAME PATH
+xget() { getfattr --absolute-names --only-values -n "$1" "$2" 2>&1; } # NAME PATH
 spawn() { "$@" & HELPER_PIDS+=($!); }                 # background helper, killed at exit
 kill_helpers() { # stop every spawned helper now (e.g. tail -f before unmounting)
     local p
     for p in "${HELPER_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
     for p in "${HELPER_PIDS[@]}"; do wait "$p" 2>/dev/null; done
     HELPER_PIDS=()
+}
+
+# --- holding a file open across checks -----------------------------------------------
+# holder_open NAME FILE: start holder.py on FILE (kept open for append);
+# holder NAME CMD: send one command ("w TEXT" or "c") and print its answer.
+declare -A HOLDER_IN HOLDER_OUT
+holder_open() {
+    mkfifo "$T/$1.in" "$T/$1.out"
+    $PY "$E2E_DIR/holder.py" "$2" <"$T/$1.in" >"$T/$1.out" &
+    HELPER_PIDS+=($!)
+    local wfd rfd
+    exec {wfd}>"$T/$1.in" {rfd}<"$T/$1.out"
+    HOLDER_IN[$1]=$wfd HOLDER_OUT[$1]=$rfd
+}
+holder() {
+    local reply
+    echo "$2" >&"${HOLDER_IN[$1]}"
+    read -r -t 20 reply <&"${HOLDER_OUT[$1]}" || reply="NO-ANSWER (holder.py died or hung)"
+    echo "$reply"
+}
+# hold NAME CMD: like holder but the command must succeed.
+hold() {
+    local r
+    r=$(holder "$1" "$2")
+    [[ $r == OK* ]] || fail "holder $1: '$2' failed: $r"
 }
 
 # --- daemon control ---------------------------------------------------------------
@@ -231,11 +256,21 @@ mk_umount_stop() {
     return 0
 }
 
+# proc_report PID: thread states and kernel stacks of a stuck process.
+proc_report() {
+    local t
+    echo "--- process $1: $(grep -E '^(State|Threads)' "/proc/$1/status" 2>/dev/null | tr '\n' ' ')" >&2
+    for t in /proc/"$1"/task/*; do
+        echo "  thread ${t##*/}: $(awk '{print $3}' "$t/stat" 2>/dev/null) wchan=$(cat "$t/wchan" 2>/dev/null)" >&2
+        sed 's/^/      /' "$t/stack" 2>/dev/null | head -12 >&2
+    done
+}
+
 # mk_kill9: kill -9 the current daemon and unmount the dead mount
 # ("Transport endpoint is not connected").
 mk_kill9() {
     kill -KILL "$MK_PID" 2>/dev/null
-    wait_exit "$MK_PID" 10 || fail "daemon pid $MK_PID survived kill -9"
+    wait_exit "$MK_PID" 10 || { proc_report "$MK_PID"; fail "daemon pid $MK_PID survived kill -9 for 10 s"; }
     local i
     for ((i = 0; i < 50; i++)); do
         is_mounted "$MNT" || return 0

@@ -27,7 +27,7 @@ long_writer() { # long lines, split across writes by stdio buffering
         for (i = 0; i < n; i++) {
             len = 5000 + (i * 37) % 4000
             c = substr("abcdefghijklmnopqrstuvwxyz", i % 26 + 1, 1)
-            s = sprintf("%*s", len, ""); gsub(/ /, c, s)
+            s = c; while (length(s) < len) s = s s; s = substr(s, 1, len)
             printf "G%s %d %d %s\n", k, i, len, s
         } }' >>"$P"
 }

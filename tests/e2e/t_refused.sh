@@ -12,7 +12,7 @@ echo keep >>"$MNT/other/1"
 snapshot() {
     (cd "$MNT" && find . -path ./.cluster -prune -o -printf '%p %y %s %m\n' | sort)
     for f in "$MNT"/*/*; do echo "$f $(md5 <"$f")"; done
-    getfattr -R -d -m - "$MNT" 2>&1 | grep -v '^user.term=' # no election on one node
+    getfattr --absolute-names -R -d -m - "$MNT" 2>&1 | grep -v '^user.term=' # no election on one node
 }
 snapshot >"$T/before"
 unchanged() { # WHAT

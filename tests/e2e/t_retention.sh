@@ -11,7 +11,9 @@ mkdir "$MNT/r"
 P=$MNT/r/0
 # 2000 records of 20 bytes = 40000 bytes, about ten 4 KiB segments.
 for i in $(seq 1 2000); do printf 'rec-%015d\n' "$i"; done >"$T/expect"
-cat "$T/expect" >>"$P" || fail "write 40000 bytes"
+# 400 bytes per write(): a segment never splits one write's batch, so the
+# records must arrive in many writes for segments to roll at 4 KiB.
+dd if="$T/expect" of="$P" bs=400 oflag=append conv=notrunc status=none || fail "dd 40000 bytes"
 SIZE=$(fsize "$T/expect")
 assert_eq "$SIZE" "$(fsize "$P")" "st_size after writing"
 
@@ -57,7 +59,7 @@ setfattr -n user.segment.bytes -v 1024 "$MNT/age" || fail "setfattr user.segment
 setfattr -n user.retention.ms -v 1500 "$MNT/age" || fail "setfattr user.retention.ms"
 assert_eq 1500 "$(xget user.retention.ms "$MNT/age")" "user.retention.ms reads back"
 assert_eq 1024 "$(xget user.segment.bytes "$MNT/age")" "user.segment.bytes reads back"
-head -c 8000 "$T/expect" >>"$MNT/age/0"
+head -c 8000 "$T/expect" | dd of="$MNT/age/0" bs=200 oflag=append conv=notrunc status=none
 aged() { (($(xget user.position.first "$MNT/age/0") > 0)); }
 wait_until 15 "user.position.first > 0 on a topic with user.retention.ms=1500" aged
 assert_eq 8000 "$(fsize "$MNT/age/0")" "st_size unchanged by time retention"
