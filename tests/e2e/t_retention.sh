@@ -42,8 +42,7 @@ assert_eq "$(printf '%020d.log' "$OF")" "$first_base" "oldest segment file is na
 
 # Reads at/above position.first return the original bytes; below -> ENODATA.
 assert_eq "$(tail -c +$((PF + 1)) "$T/expect" | md5sum)" "$(tail -c +$((PF + 1)) "$P" | md5sum)" "tail -c +position.first"
-assert_eq "OK 20 $(tail -c +$((PF + 1)) "$T/expect" | head -n 1)
-" "$($FSOP pread "$P" "$PF" 20)" "pread 20 bytes at position.first"
+assert_eq "OK 20 $(tail -c +$((PF + 1)) "$T/expect" | head -n 1)" "$($FSOP pread "$P" "$PF" 20)" "pread 20 bytes at position.first"
 assert_eq ENODATA "$($FSOP pread "$P" 0 20)" "pread at 0, below position.first"
 assert_eq ENODATA "$($FSOP pread "$P" $((PF - 1)) 20)" "pread at position.first-1"
 msg=$(cat "$P" 2>&1 >/dev/null) && fail "cat of a partition with deleted segments succeeded (it must not fabricate bytes)"

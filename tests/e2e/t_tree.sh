@@ -61,13 +61,18 @@ cat "$MNT/.cluster" >"$T/cluster" || fail "cat .cluster"
 log ".cluster:"; sed 's/^/    /' "$T/cluster" >&2
 assert_eq "$(wc -c <"$T/cluster")" "$(fsize "$MNT/.cluster")" "st_size of .cluster = bytes read"
 grep -Eq '(^|[[:space:]])[a-z_.]*node[a-z_.]*=7([[:space:]]|$)' "$T/cluster" || fail ".cluster: no node id 7 (expected a key like node=7 / node.id=7)"
+# A partition line names it as topic/partition (partition=orders/1) or with
+# separate keys (topic=orders partition=1).
+pline() { grep -E "=$1/$2([[:space:]]|\$)|(^|[[:space:]])topic=$1[[:space:]].*partition=$2([[:space:]]|\$)" "$T/cluster"; }
 for t in orders:5 events:3; do
     topic=${t%:*} n=${t#*:}
-    lines=$(grep -Ec "=$topic([[:space:]]|$)" "$T/cluster")
-    assert_eq "$n" "$lines" ".cluster lines for topic $topic (one per partition)"
+    for ((i = 0; i < n; i++)); do
+        assert_eq 1 "$(pline "$topic" "$i" | wc -l)" ".cluster lines for partition $topic/$i"
+    done
+    assert_eq 0 "$(pline "$topic" "$n" | wc -l)" ".cluster lines for the non-existent partition $topic/$n"
 done
-line=$(grep -E "=orders([[:space:]]|$)" "$T/cluster" | grep -E "=1([[:space:]]|$)" | grep -E "=21([[:space:]]|$)" | head -1)
-[[ -n $line ]] || fail ".cluster: no line for orders partition 1 with bytes=21 (and offset 10)"
+line=$(pline orders 1)
+assert_match "=21([[:space:]]|$)" "$line" ".cluster line of orders/1 shows its 21 bytes"
 assert_match "=10([[:space:]]|$)" "$line" ".cluster line of orders/1 shows next offset 10"
 grep -Ev '^$|^#' "$T/cluster" | grep -Evq '^([^[:space:]=]+=[^[:space:]]*[[:space:]]*)+$' &&
     fail ".cluster: a line that is not key=value pairs: $(grep -Ev '^([^[:space:]=]+=[^[:space:]]*[[:space:]]*)+$' "$T/cluster" | head -1)"
@@ -78,7 +83,7 @@ head -c 300000 /dev/urandom | base64 >>"$MNT/events/0"
 rmdir "$MNT/events" || fail "rmdir a topic"
 assert_eq orders "$(ls "$MNT")" "ls after rmdir"
 [[ -e $MNT/events ]] && fail "events exists after rmdir"
-grep -q "=events\b" "$MNT/.cluster" && fail ".cluster still lists the deleted topic"
+grep -Eq "=events(/|[[:space:]]|$)" "$MNT/.cluster" && fail ".cluster still lists the deleted topic: $(grep -E "=events(/|[[:space:]]|$)" "$MNT/.cluster" | head -1)"
 du_after=$(du -sk "$DATA" | cut -f1)
 (( du_after <= du_before + 64 )) || fail "data dir did not shrink after rmdir: ${du_before}K before writing 400K, ${du_after}K after rmdir"
 mkdir "$MNT/events"
