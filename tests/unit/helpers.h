@@ -1,0 +1,137 @@
+/*
+ * helpers — small file utilities shared by the unit tests: a temporary
+ * directory per test, file sizes, byte flips and raw appends that model what
+ * a crash or a bad disk leaves behind.  Everything aborts the test (cr_assert)
+ * on an unexpected failure, so tests read as the contract and not as error
+ * handling.
+ */
+#ifndef MK_TEST_HELPERS_H
+#define MK_TEST_HELPERS_H
+
+#include "broker/sysio.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* A fresh directory under /tmp; the caller frees it (th_rmdir does). */
+static inline char *th_mkdtemp(void)
+{
+    char tmpl[] = "/tmp/mk-unit-XXXXXX";
+    cr_assert_not_null(mkdtemp(tmpl), "mkdtemp: %s", strerror(errno));
+    char *d = strdup(tmpl);
+    cr_assert_not_null(d);
+    return d;
+}
+
+/* Removes the tree and frees the name; restores the real system calls first
+ * so that a test's injected failures cannot leave files behind. */
+static inline void th_rmdir(char *dir)
+{
+    sysio_reset();
+    if (dir) {
+        sys_remove_tree(dir);
+        free(dir);
+    }
+}
+
+/* snprintf into a PATH_MAX buffer, asserting it fits. */
+static inline const char *th_path(char *buf, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, PATH_MAX, fmt, ap);
+    va_end(ap);
+    cr_assert(n > 0 && n < PATH_MAX);
+    return buf;
+}
+
+static inline bool th_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* Size of a file; -1 when it does not exist. */
+static inline long long th_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+}
+
+/* Path of segment `base`'s .log or .idx in dir. */
+static inline const char *th_seg_path(char *buf, const char *dir, uint64_t base, const char *ext)
+{
+    return th_path(buf, "%s/%020" PRIu64 ".%s", dir, base, ext);
+}
+
+/* XORs the byte at off with 0x20 (a letter changes case; '\n' becomes '*'). */
+static inline void th_flip(const char *path, off_t off)
+{
+    int fd = open(path, O_RDWR);
+    cr_assert(fd >= 0, "open %s: %s", path, strerror(errno));
+    unsigned char c;
+    cr_assert_eq(pread(fd, &c, 1, off), 1);
+    c ^= 0x20;
+    cr_assert_eq(pwrite(fd, &c, 1, off), 1);
+    close(fd);
+}
+
+static inline void th_truncate(const char *path, off_t len)
+{
+    cr_assert_eq(truncate(path, len), 0, "truncate %s: %s", path, strerror(errno));
+}
+
+/* Appends raw bytes to a file (creating it), as a torn or unindexed write. */
+static inline void th_append_raw(const char *path, const void *data, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0644);
+    cr_assert(fd >= 0, "open %s: %s", path, strerror(errno));
+    cr_assert_eq(write(fd, data, len), (ssize_t)len);
+    close(fd);
+}
+
+/* Reads a whole file into a malloc'ed NUL-terminated buffer. */
+static inline char *th_slurp(const char *path, size_t *len)
+{
+    char *buf;
+    size_t n;
+    int rc = sys_read_small(path, 64 << 20, &buf, &n);
+    cr_assert_eq(rc, 0, "read %s: %s", path, strerror(-rc));
+    if (len)
+        *len = n;
+    return buf;
+}
+
+/* Lengths (each including its '\n') of the lines of text, which must end with
+ * '\n'.  Returns the number of lines (at most max). */
+static inline size_t th_lens(const char *text, size_t len, uint32_t *lens, size_t max)
+{
+    size_t n = 0, start = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == '\n') {
+            cr_assert(n < max);
+            lens[n++] = (uint32_t)(i + 1 - start);
+            start = i + 1;
+        }
+    }
+    cr_assert_eq(start, len, "text must end with a newline");
+    return n;
+}
+
+/* Reads n bytes at off of fd. */
+static inline void th_pread(int fd, void *buf, size_t n, uint64_t off)
+{
+    cr_assert_eq(pread(fd, buf, n, (off_t)off), (ssize_t)n);
+}
+
+#endif

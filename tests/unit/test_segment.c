@@ -1,0 +1,566 @@
+/*
+ * test_segment — the segment store's contract (broker/segment.h) and the
+ * recovery rules written at the top of broker/segment.c: appends read back,
+ * offsets and positions map both ways, a reopened segment is the same, and
+ * recovery keeps exactly the valid prefix (torn tails cut, bad checks dropped,
+ * unindexed complete lines rebuilt, stale bytes never validate).  Injected
+ * ENOSPC, short writes and EIO through the sysio table.
+ */
+#include "broker/segment.h"
+#include "broker/sysio.h"
+#include "tests/unit/helpers.h"
+
+#include <criterion/criterion.h>
+
+#define BASE_OFF 7
+#define BASE_POS 1000
+
+static char *dir;
+static struct segment seg;
+static char logp[PATH_MAX], idxp[PATH_MAX];
+
+/* Three records; the second and third span the two pieces. */
+static const char piece1[] = "alpha\nbra";
+static const char piece2[] = "vo\ncharlie-long\n";
+static const uint32_t lens3[] = {6, 6, 13};
+
+static void setup(void)
+{
+    dir = th_mkdtemp();
+    th_seg_path(logp, dir, BASE_OFF, "log");
+    th_seg_path(idxp, dir, BASE_OFF, "idx");
+    cr_assert_eq(seg_create(&seg, dir, BASE_OFF, BASE_POS), 0);
+}
+
+static void teardown(void)
+{
+    seg_close(&seg);
+    th_rmdir(dir);
+}
+
+TestSuite(segment, .init = setup, .fini = teardown);
+
+static void append3(int64_t ts)
+{
+    struct iovec iov[2] = {{(void *)piece1, sizeof(piece1) - 1}, {(void *)piece2, sizeof(piece2) - 1}};
+    cr_assert_eq(seg_append(&seg, iov, 2, lens3, 3, ts), 0);
+}
+
+static void append_text(const char *text, int64_t ts)
+{
+    uint32_t lens[64];
+    size_t n = th_lens(text, strlen(text), lens, 64);
+    struct iovec iov = {(void *)text, strlen(text)};
+    cr_assert_eq(seg_append(&seg, &iov, 1, lens, n, ts), 0);
+}
+
+/* Closes and reopens the segment, as a restart does. */
+static void reopen(void)
+{
+    seg_close(&seg);
+    cr_assert_eq(seg_open(&seg, dir, BASE_OFF), 0);
+}
+
+static void recover(uint64_t from, int64_t ts, uint64_t *ver, uint64_t *reb)
+{
+    cr_assert_eq(seg_recover(&seg, from, ts, ver, reb), 0);
+}
+
+/* ------------------------------------------------------------- append/read */
+
+Test(segment, create_makes_empty_files_with_header)
+{
+    cr_assert_eq(seg.count, 0);
+    cr_assert_eq(seg.bytes, 0);
+    cr_assert_eq(seg.base_off, BASE_OFF);
+    cr_assert_eq(seg.base_pos, BASE_POS);
+    cr_assert_eq(th_size(logp), 0);
+    cr_assert_eq(th_size(idxp), SEG_HDR_SIZE);
+}
+
+Test(segment, create_refuses_existing_files)
+{
+    struct segment other;
+    cr_assert_eq(seg_create(&other, dir, BASE_OFF, 0), -EEXIST);
+    /* The existing files are untouched. */
+    cr_assert_eq(th_size(idxp), SEG_HDR_SIZE);
+}
+
+Test(segment, append_then_read_back_entries_and_bytes)
+{
+    append3(111);
+    cr_assert_eq(seg.count, 3);
+    cr_assert_eq(seg.bytes, 25);
+    cr_assert_eq(seg.first_ts, 111);
+    cr_assert_eq(seg.last_ts, 111);
+
+    uint64_t pos = BASE_POS;
+    for (uint64_t i = 0; i < 3; i++) {
+        struct seg_entry e;
+        cr_assert_eq(seg_entry(&seg, i, &e), 0);
+        cr_assert_eq(e.pos, pos, "entry %" PRIu64, i);
+        cr_assert_eq(e.len, lens3[i]);
+        cr_assert_eq(e.ts, 111);
+        cr_assert_eq(e.flags, 0);
+        pos += e.len;
+    }
+    char buf[64];
+    th_pread(seg.log_fd, buf, 25, 0);
+    cr_assert_arr_eq(buf, "alpha\nbravo\ncharlie-long\n", 25);
+    cr_assert_eq(th_size(logp), 25);
+    cr_assert_eq(th_size(idxp), SEG_HDR_SIZE + 3 * SEG_ENTRY_SIZE);
+}
+
+Test(segment, second_append_continues_positions)
+{
+    append3(1);
+    append_text("delta\n", 2);
+    struct seg_entry e;
+    cr_assert_eq(seg_entry(&seg, 3, &e), 0);
+    cr_assert_eq(e.pos, BASE_POS + 25);
+    cr_assert_eq(e.len, 6);
+    cr_assert_eq(e.ts, 2);
+    cr_assert_eq(seg.first_ts, 1);
+    cr_assert_eq(seg.last_ts, 2);
+}
+
+Test(segment, entry_out_of_range_is_erange)
+{
+    append3(1);
+    struct seg_entry e;
+    cr_assert_eq(seg_entry(&seg, 3, &e), -ERANGE);
+}
+
+Test(segment, find_pos_maps_every_byte_to_its_record)
+{
+    append3(1);
+    uint64_t pos = BASE_POS;
+    for (uint64_t i = 0; i < 3; i++) {
+        for (uint32_t k = 0; k < lens3[i]; k++) {
+            uint64_t idx = 99;
+            cr_assert_eq(seg_find_pos(&seg, pos + k, &idx), 0);
+            cr_assert_eq(idx, i, "position %" PRIu64, pos + k);
+        }
+        pos += lens3[i];
+    }
+    uint64_t idx;
+    cr_assert_eq(seg_find_pos(&seg, BASE_POS - 1, &idx), -ERANGE);
+    cr_assert_eq(seg_find_pos(&seg, BASE_POS + 25, &idx), -ERANGE);
+}
+
+Test(segment, find_pos_in_empty_segment_is_erange)
+{
+    uint64_t idx;
+    cr_assert_eq(seg_find_pos(&seg, BASE_POS, &idx), -ERANGE);
+}
+
+Test(segment, reopen_sees_the_same_segment)
+{
+    append3(100);
+    append_text("delta\n", 200);
+    uint64_t salt = seg.salt;
+    reopen();
+    cr_assert_eq(seg.base_off, BASE_OFF);
+    cr_assert_eq(seg.base_pos, BASE_POS);
+    cr_assert_eq(seg.count, 4);
+    cr_assert_eq(seg.bytes, 31);
+    cr_assert_eq(seg.salt, salt);
+    cr_assert_eq(seg.first_ts, 100);
+    cr_assert_eq(seg.last_ts, 200);
+    struct seg_entry e;
+    cr_assert_eq(seg_entry(&seg, 2, &e), 0);
+    cr_assert_eq(e.pos, BASE_POS + 12);
+    cr_assert_eq(e.len, 13);
+}
+
+Test(segment, open_refuses_a_header_naming_another_base)
+{
+    char other[PATH_MAX];
+    seg_close(&seg);
+    cr_assert_eq(rename(logp, th_seg_path(other, dir, 8, "log")), 0);
+    cr_assert_eq(rename(idxp, th_seg_path(other, dir, 8, "idx")), 0);
+    cr_assert_eq(seg_open(&seg, dir, 8), -EBADMSG);
+}
+
+Test(segment, open_refuses_a_foreign_index)
+{
+    seg_close(&seg);
+    th_flip(idxp, 0); /* magic */
+    cr_assert_eq(seg_open(&seg, dir, BASE_OFF), -EBADMSG);
+}
+
+Test(segment, open_refuses_an_index_shorter_than_its_header)
+{
+    seg_close(&seg);
+    th_truncate(idxp, 10);
+    cr_assert_eq(seg_open(&seg, dir, BASE_OFF), -EBADMSG);
+}
+
+Test(segment, truncate_drops_a_suffix_from_both_files)
+{
+    append3(1);
+    cr_assert_eq(seg_truncate(&seg, 1), 0);
+    cr_assert_eq(seg.count, 1);
+    cr_assert_eq(seg.bytes, 6);
+    cr_assert_eq(th_size(logp), 6);
+    cr_assert_eq(th_size(idxp), SEG_HDR_SIZE + SEG_ENTRY_SIZE);
+    append_text("echo\n", 2);
+    struct seg_entry e;
+    cr_assert_eq(seg_entry(&seg, 1, &e), 0);
+    cr_assert_eq(e.pos, BASE_POS + 6);
+}
+
+Test(segment, remove_unlinks_both_files)
+{
+    append3(1);
+    cr_assert_eq(seg_remove(&seg, dir), 0);
+    cr_assert_not(th_exists(logp));
+    cr_assert_not(th_exists(idxp));
+}
+
+/* ---------------------------------------------------------------- recovery */
+
+Test(segment, recovery_keeps_everything_valid)
+{
+    append3(1);
+    append_text("delta\necho\n", 2);
+    reopen();
+    uint64_t ver = 0, reb = 9;
+    recover(0, 42, &ver, &reb);
+    cr_assert_eq(ver, 5);
+    cr_assert_eq(reb, 0);
+    cr_assert_eq(seg.count, 5);
+    cr_assert_eq(seg.bytes, 36);
+    cr_assert_eq(th_size(logp), 36);
+    cr_assert_eq(th_size(idxp), SEG_HDR_SIZE + 5 * SEG_ENTRY_SIZE);
+    cr_assert_eq(seg.last_ts, 2);
+}
+
+Test(segment, recovery_from_a_checkpoint_verifies_only_the_tail)
+{
+    append3(1);
+    append_text("delta\necho\n", 2);
+    reopen();
+    uint64_t ver = 0, reb = 9;
+    recover(3, 42, &ver, &reb);
+    cr_assert_eq(ver, 2);
+    cr_assert_eq(reb, 0);
+    cr_assert_eq(seg.count, 5);
+}
+
+Test(segment, recovery_cuts_a_torn_log_tail)
+{
+    append3(1);
+    th_append_raw(logp, "torn-garb", 9);
+    reopen();
+    cr_assert_eq(seg.bytes, 34);
+    uint64_t ver, reb;
+    recover(0, 42, &ver, &reb);
+    cr_assert_eq(ver, 3);
+    cr_assert_eq(reb, 0);
+    cr_assert_eq(seg.count, 3);
+    cr_assert_eq(seg.bytes, 25);
+    cr_assert_eq(th_size(logp), 25);
+    cr_assert_eq(th_size(idxp), SEG_HDR_SIZE + 3 * SEG_ENTRY_SIZE);
+}
+
+Test(segment, recovery_cuts_a_record_truncated_in_the_middle)
+{
+    append3(1);
+    th_truncate(logp, 12 + 5); /* inside "charlie-long\n" */
+    reopen();
+    uint64_t ver, reb;
+    recover(0, 42, &ver, &reb);
+    cr_assert_eq(ver, 2);
+    cr_assert_eq(reb, 0);
+    cr_assert_eq(seg.count, 2);
+    cr_assert_eq(seg.bytes, 12);
+    cr_assert_eq(th_size(logp), 12);
+    cr_assert_eq(th_size(idxp), SEG_HDR_SIZE + 2 * SEG_ENTRY_SIZE);
+}
+
+Test(segment, recovery_drops_a_last_record_whose_newline_is_gone)
+{
+    append3(1);
+    th_flip(logp, 24); /* the last '\n' */
+    reopen();
+    uint64_t ver, reb;
+    recover(0, 42, &ver, &reb);
+    cr_assert_eq(ver, 2);
+    cr_assert_eq(reb, 0);
+    cr_assert_eq(seg.count, 2);
+    cr_assert_eq(seg.bytes, 12);
+    cr_assert_eq(th_size(logp), 12);
+    cr_assert_eq(th_size(idxp), SEG_HDR_SIZE + 2 * SEG_ENTRY_SIZE);
+}
+
+/* A byte flipped inside a record: its entry and every later one fail; the
+ * lines are still complete, so they come back only as rebuilt entries
+ * (timestamp = rebuild_ts), never as verified ones. */
+Test(segment, recovery_drops_the_entry_of_a_corrupted_record_and_all_after)
+{
+    append3(1);
+    th_flip(logp, 6 + 2); /* "bravo" -> "brAvo" */
+    reopen();
+    uint64_t ver, reb;
+    recover(0, 42, &ver, &reb);
+    cr_assert_eq(ver, 1);
+    cr_assert_eq(reb, 2);
+    struct seg_entry e;
+    cr_assert_eq(seg_entry(&seg, 0, &e), 0);
+    cr_assert_eq(e.ts, 1);
+    for (uint64_t i = 1; i < 3; i++) {
+        cr_assert_eq(seg_entry(&seg, i, &e), 0);
+        cr_assert_eq(e.ts, 42, "entry %" PRIu64 " should be rebuilt", i);
+        cr_assert_eq(e.len, lens3[i]);
+    }
+}
+
+Test(segment, recovery_drops_a_corrupted_index_entry_and_all_after)
+{
+    append3(1);
+    append_text("delta\n", 1);
+    th_flip(idxp, SEG_HDR_SIZE + 1 * SEG_ENTRY_SIZE + 8); /* entry 1's timestamp */
+    th_truncate(logp, 24); /* and the log ends torn inside record 2 */
+    reopen();
+    uint64_t ver, reb;
+    recover(0, 42, &ver, &reb);
+    cr_assert_eq(ver, 1);
+    cr_assert_eq(reb, 1); /* "bravo\n" is complete and comes back */
+    cr_assert_eq(seg.count, 2);
+    cr_assert_eq(seg.bytes, 12);
+    struct seg_entry e;
+    cr_assert_eq(seg_entry(&seg, 1, &e), 0);
+    cr_assert_eq(e.ts, 42);
+    cr_assert_eq(e.pos, BASE_POS + 6);
+    cr_assert_eq(th_size(logp), 12);
+    cr_assert_eq(th_size(idxp), SEG_HDR_SIZE + 2 * SEG_ENTRY_SIZE);
+}
+
+Test(segment, recovery_drops_an_entry_with_a_wrong_position)
+{
+    append3(1);
+    th_flip(idxp, SEG_HDR_SIZE + 2 * SEG_ENTRY_SIZE + 0); /* entry 2's position */
+    th_append_raw(logp, "x", 1);                         /* and a torn tail */
+    reopen();
+    uint64_t ver, reb;
+    recover(0, 42, &ver, &reb);
+    cr_assert_eq(ver, 2);
+    cr_assert_eq(reb, 1);
+    cr_assert_eq(seg.count, 3);
+    cr_assert_eq(seg.bytes, 25);
+    struct seg_entry e;
+    cr_assert_eq(seg_entry(&seg, 2, &e), 0);
+    cr_assert_eq(e.pos, BASE_POS + 12);
+    cr_assert_eq(e.ts, 42);
+}
+
+Test(segment, recovery_rebuilds_entries_for_lines_beyond_the_index)
+{
+    append3(5);
+    append_text("delta\necho\n", 5);
+    th_truncate(idxp, SEG_HDR_SIZE + 2 * SEG_ENTRY_SIZE);
+    reopen();
+    cr_assert_eq(seg.count, 2);
+    uint64_t ver, reb;
+    recover(0, 77, &ver, &reb);
+    cr_assert_eq(ver, 2);
+    cr_assert_eq(reb, 3);
+    cr_assert_eq(seg.count, 5);
+    cr_assert_eq(seg.bytes, 36);
+    cr_assert_eq(seg.last_ts, 77);
+    cr_assert_eq(th_size(idxp), SEG_HDR_SIZE + 5 * SEG_ENTRY_SIZE);
+    static const uint32_t want_len[] = {6, 6, 13, 6, 5};
+    uint64_t pos = BASE_POS;
+    for (uint64_t i = 0; i < 5; i++) {
+        struct seg_entry e;
+        cr_assert_eq(seg_entry(&seg, i, &e), 0);
+        cr_assert_eq(e.pos, pos);
+        cr_assert_eq(e.len, want_len[i]);
+        cr_assert_eq(e.ts, i < 2 ? 5 : 77);
+        pos += e.len;
+    }
+    /* The rebuilt entries carry valid checks: a second recovery verifies all. */
+    reopen();
+    recover(0, 99, &ver, &reb);
+    cr_assert_eq(ver, 5);
+    cr_assert_eq(reb, 0);
+}
+
+Test(segment, recovery_of_an_index_with_a_partial_entry_ignores_it)
+{
+    append3(5);
+    th_truncate(idxp, SEG_HDR_SIZE + 2 * SEG_ENTRY_SIZE + 10);
+    reopen();
+    uint64_t ver, reb;
+    recover(0, 77, &ver, &reb);
+    cr_assert_eq(ver, 2);
+    cr_assert_eq(reb, 1);
+    cr_assert_eq(seg.count, 3);
+    cr_assert_eq(th_size(idxp), SEG_HDR_SIZE + 3 * SEG_ENTRY_SIZE);
+}
+
+/* Entries written for the same records by another incarnation of the file
+ * (another salt) fail their checks. */
+Test(segment, stale_index_from_another_salt_does_not_validate)
+{
+    char dir2[PATH_MAX], idx2[PATH_MAX];
+    th_path(dir2, "%s/other", dir);
+    cr_assert_eq(mkdir(dir2, 0755), 0);
+    struct segment twin;
+    cr_assert_eq(seg_create(&twin, dir2, BASE_OFF, BASE_POS), 0);
+    cr_assert_neq(twin.salt, seg.salt);
+    struct iovec iov[2] = {{(void *)piece1, sizeof(piece1) - 1}, {(void *)piece2, sizeof(piece2) - 1}};
+    cr_assert_eq(seg_append(&twin, iov, 2, lens3, 3, 1), 0);
+    seg_close(&twin);
+    append3(1);
+    seg_close(&seg);
+
+    /* Our header (our salt), the twin's entries: same positions, lengths,
+     * timestamps and bytes, only the salt differs. */
+    size_t n;
+    char *theirs = th_slurp(th_seg_path(idx2, dir2, BASE_OFF, "idx"), &n);
+    char *ours = th_slurp(idxp, NULL);
+    memcpy(theirs, ours, SEG_HDR_SIZE);
+    cr_assert_neq(memcmp(theirs + SEG_HDR_SIZE, ours + SEG_HDR_SIZE, n - SEG_HDR_SIZE), 0);
+    unlink(idxp);
+    th_append_raw(idxp, theirs, n);
+    free(theirs);
+    free(ours);
+
+    cr_assert_eq(seg_open(&seg, dir, BASE_OFF), 0);
+    cr_assert_eq(seg.count, 3);
+    uint64_t ver, reb;
+    recover(0, 42, &ver, &reb);
+    cr_assert_eq(ver, 0);
+    cr_assert_eq(reb, 3);
+    struct seg_entry e;
+    cr_assert_eq(seg_entry(&seg, 0, &e), 0);
+    cr_assert_eq(e.ts, 42);
+}
+
+/* ------------------------------------------------------ injected failures */
+
+static ssize_t (*real_pwritev)(int, const struct iovec *, int, off_t);
+static int pwritev_calls, pwritev_fail_at;
+
+/* Call number pwritev_fail_at writes 3 bytes for real (a disk filling up),
+ * every later call fails with ENOSPC. */
+static ssize_t short_then_enospc(int fd, const struct iovec *iov, int cnt, off_t off)
+{
+    int call = ++pwritev_calls;
+    if (call < pwritev_fail_at)
+        return real_pwritev(fd, iov, cnt, off);
+    if (call == pwritev_fail_at) {
+        struct iovec one = {iov[0].iov_base, iov[0].iov_len < 3 ? iov[0].iov_len : 3};
+        return real_pwritev(fd, &one, 1, off);
+    }
+    return -ENOSPC;
+}
+
+static void inject_enospc_at(int call)
+{
+    real_pwritev = sysio.pwritev;
+    pwritev_calls = 0;
+    pwritev_fail_at = call;
+    sysio.pwritev = short_then_enospc;
+}
+
+static void assert_unchanged_after_failed_append(void)
+{
+    cr_assert_eq(seg.count, 3);
+    cr_assert_eq(seg.bytes, 25);
+    cr_assert_eq(th_size(logp), 25);
+    cr_assert_eq(th_size(idxp), SEG_HDR_SIZE + 3 * SEG_ENTRY_SIZE);
+    sysio_reset();
+    /* The segment goes on where it was, and recovery finds nothing torn. */
+    append_text("delta\n", 3);
+    reopen();
+    uint64_t ver, reb;
+    recover(0, 42, &ver, &reb);
+    cr_assert_eq(ver, 4);
+    cr_assert_eq(reb, 0);
+    cr_assert_eq(seg.bytes, 31);
+    char buf[31];
+    th_pread(seg.log_fd, buf, 31, 0);
+    cr_assert_arr_eq(buf, "alpha\nbravo\ncharlie-long\ndelta\n", 31);
+}
+
+Test(segment, short_write_then_enospc_in_log_leaves_segment_unchanged)
+{
+    append3(1);
+    inject_enospc_at(1);
+    cr_assert_eq(seg_append(&seg, &(struct iovec){"golf\nhotel\n", 11}, 1, (uint32_t[]){5, 6}, 2, 2),
+                 -ENOSPC);
+    cr_assert_geq(pwritev_calls, 2, "the short write must have been retried");
+    assert_unchanged_after_failed_append();
+}
+
+Test(segment, enospc_in_index_write_truncates_the_log_back)
+{
+    append3(1);
+    inject_enospc_at(2); /* the .log write succeeds, the .idx write fails part-way */
+    cr_assert_eq(seg_append(&seg, &(struct iovec){"golf\nhotel\n", 11}, 1, (uint32_t[]){5, 6}, 2, 2),
+                 -ENOSPC);
+    cr_assert_geq(pwritev_calls, 3);
+    assert_unchanged_after_failed_append();
+}
+
+static int fail_fd = -1;
+static int eio_on_fd(int fd)
+{
+    return fd == fail_fd ? -EIO : 0;
+}
+
+Test(segment, sync_returns_injected_eio_from_fdatasync)
+{
+    append3(1);
+    fail_fd = seg.log_fd;
+    sysio.fdatasync = eio_on_fd;
+    cr_assert_eq(seg_sync(&seg, false), -EIO);
+    cr_assert_eq(seg_sync(&seg, true), -EIO);
+}
+
+Test(segment, sync_with_index_returns_eio_of_the_index)
+{
+    append3(1);
+    fail_fd = seg.idx_fd;
+    sysio.fdatasync = eio_on_fd;
+    cr_assert_eq(seg_sync(&seg, false), 0);
+    cr_assert_eq(seg_sync(&seg, true), -EIO);
+}
+
+Test(segment, real_sync_succeeds)
+{
+    append3(1);
+    cr_assert_eq(seg_sync(&seg, true), 0);
+}
+
+/* ------------------------------------------------------------------- names */
+
+Test(segment, parse_name_accepts_kafka_style_names)
+{
+    uint64_t v = 1;
+    cr_assert_eq(seg_parse_name("00000000000000000000.log", &v), 0);
+    cr_assert_eq(v, 0);
+    cr_assert_eq(seg_parse_name("00000000000000000042.log", &v), 0);
+    cr_assert_eq(v, 42);
+    cr_assert_eq(seg_parse_name("18446744073709551615.log", &v), 0);
+    cr_assert_eq(v, UINT64_MAX);
+}
+
+Test(segment, parse_name_rejects_other_names)
+{
+    static const char *bad[] = {
+        "00000000000000000042.idx",  "0000000000000000042.log", "000000000000000000042.log",
+        "0000000000000000004a.log",  "-0000000000000000042.log", "00000000000000000042.log.tmp",
+        "18446744073709551616.log",  "99999999999999999999.log", "terms",
+        "checkpoint",                ".log",                     "",
+        "00000000000000000042.LOG",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        uint64_t v = 12345;
+        cr_assert_eq(seg_parse_name(bad[i], &v), -EINVAL, "accepted \"%s\"", bad[i]);
+        cr_assert_eq(v, 12345, "\"%s\" wrote the output", bad[i]);
+    }
+}
