@@ -69,7 +69,13 @@ DATA="" MNT="" MK_PID="" MK_LOG=""
 N_STARTS=0
 
 is_mounted() { awk -v m="$1" '$5 == m { f = 1 } END { exit !f }' /proc/self/mountinfo; }
-alive() { [[ -e /proc/$1 ]] && ! grep -q '^[^)]*) Z' "/proc/$1/stat" 2>/dev/null; }
+# alive PID: the process exists and is not a zombie (a vanished /proc entry,
+# even between two reads, counts as dead).
+alive() {
+    local st
+    st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    [[ -n $st && ${st##*) } != Z* ]]
+}
 
 # Sanitizer reports in any daemon log fail the test.
 sanitizer_check() {
@@ -225,11 +231,11 @@ mk_start() {
 WAIT_ST=""
 wait_exit() {
     local i
-    for ((i = 0; i < $2 * 10; i++)); do
+    for ((i = 0; i <= $2 * 10; i++)); do
         alive "$1" || break
+        ((i == $2 * 10)) && return 1
         sleep 0.1
     done
-    alive "$1" && return 1
     WAIT_ST=0
     wait "$1" 2>/dev/null || WAIT_ST=$?
     return 0
