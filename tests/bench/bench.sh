@@ -37,7 +37,7 @@ if [ "$QUICK" = 1 ]; then
 	REPS=${BENCH_REPS:-1}; SECS=${BENCH_SECS:-1}; BULK_MB=${BENCH_BULK_MB:-50}
 	STARTUP_GB=${BENCH_STARTUP_GB:-1}; STARTUP_REPS=${BENCH_STARTUP_REPS:-1}
 else
-	REPS=${BENCH_REPS:-3}; SECS=${BENCH_SECS:-3}; BULK_MB=${BENCH_BULK_MB:-500}
+	REPS=${BENCH_REPS:-5}; SECS=${BENCH_SECS:-3}; BULK_MB=${BENCH_BULK_MB:-500}
 	STARTUP_GB=${BENCH_STARTUP_GB:-1 10}; STARTUP_REPS=${BENCH_STARTUP_REPS:-3}
 fi
 RECSIZE=100
@@ -45,11 +45,12 @@ WORK=$(realpath -m "${BENCH_WORK:-$BENCH_BIN/run}")
 RESULTS=$BENCH_BIN/results.txt
 SRC=$WORK/src.log            # BULK_MB of numbered 100-byte lines
 SRC_BYTES=$((BULK_MB * 1000000))
-T_CMD=600                    # no single command may take longer (hang guard)
+T_CMD=180                    # no single command may take longer (hang guard)
 
 declare -A PID=() MNT=() VALS=() RES=()
 SYSTEMS=()                   # systems mounted and usable, in column order
 T_START=$EPOCHREALTIME
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 
 log() { printf '%s\n' "$*" >&2; }
 # Failures go to a file: fail is also called inside $(...) subshells.
@@ -69,6 +70,21 @@ drop_caches() {
 	if [ -w /proc/sys/vm/drop_caches ]; then echo 3 >/proc/sys/vm/drop_caches; return 0; fi
 	return 1
 }
+# guard SYSTEM SECONDS CMD...: run CMD with a time limit; a system on which a
+# command hangs is marked broken (a file: guard also runs inside $(...)) and
+# skipped from then on, so one hung daemon cannot stall the whole run.
+guard() {
+	local sys=$1 secs=$2 rc
+	shift 2
+	timeout -k 5 "$secs" "$@"
+	rc=$?
+	if [ $rc = 124 ] || [ $rc = 137 ]; then
+		fail "$sys: hung (killed after $secs s): $*"
+		touch "$WORK/broken-$sys"
+	fi
+	return $rc
+}
+live() { [ ! -e "$WORK/broken-$1" ]; }
 # Rotate the system list by $1 so no system always runs first.
 rotated() {
 	local r=$1; shift
@@ -148,7 +164,7 @@ root_of() { # SYSTEM -> directory where targets are made
 new_target() {
 	local dir
 	dir=$(root_of "$1")/$2
-	timeout -k 5 60 mkdir "$dir" || { fail "$1: mkdir $dir failed"; return 1; }
+	guard "$1" 60 mkdir "$dir" || { fail "$1: mkdir $dir failed"; return 1; }
 	case $1 in mk-*)
 		[ -e "$dir/0" ] || { fail "$1: mkdir $dir made no partition file 0"; return 1; } ;;
 	esac
@@ -165,11 +181,12 @@ bench_bulk() {
 	local r s dir t0 t1 size
 	for ((r = 1; r <= REPS; r++)); do
 		for s in $(rotated "$r" "${SYSTEMS[@]}"); do
+			live "$s" || continue
 			cat "$SRC" >/dev/null   # source warm: measure the destination only
 			sync
 			dir=$(new_target "$s" "bulk-$r") || { add "bulk.$s" ERR; continue; }
 			t0=$EPOCHREALTIME
-			if ! timeout -k 5 $T_CMD cat "$SRC" >>"$dir/0"; then
+			if ! guard "$s" $T_CMD cat "$SRC" >>"$dir/0"; then
 				fail "$s: cat $SRC >> $dir/0 failed or hung"; add "bulk.$s" ERR; continue
 			fi
 			t1=$EPOCHREALTIME
@@ -190,8 +207,8 @@ bench_read() {
 	local r s f t0 t1 cold=1
 	for s in "${SYSTEMS[@]}"; do   # correctness first, untimed
 		f=${LAST[$s]:-}
-		[ -n "$f" ] || continue
-		if ! timeout -k 5 $T_CMD cmp "$SRC" "$f"; then
+		[ -n "$f" ] && live "$s" || continue
+		if ! guard "$s" $T_CMD cmp "$SRC" "$f"; then
 			fail "$s: $f read back differs from what was appended (cmp)"; unset "LAST[$s]"
 		fi
 	done
@@ -199,18 +216,18 @@ bench_read() {
 	for ((r = 1; r <= REPS; r++)); do
 		for s in $(rotated "$r" "${SYSTEMS[@]}"); do
 			f=${LAST[$s]:-}
-			[ -n "$f" ] || continue
+			[ -n "$f" ] && live "$s" || continue
 			if [ $cold = 1 ]; then
 				drop_caches
 				t0=$EPOCHREALTIME
-				timeout -k 5 $T_CMD cat "$f" >/dev/null || { fail "$s: cat $f failed"; continue; }
+				guard "$s" $T_CMD cat "$f" >/dev/null || { fail "$s: cat $f failed"; continue; }
 				t1=$EPOCHREALTIME
 				add "rcold.$s" "$(mbps "$SRC_BYTES" "$(fsub "$t0" "$t1")")"
 				log "read cold r$r $s: $(mbps "$SRC_BYTES" "$(fsub "$t0" "$t1")") MB/s"
 			fi
-			timeout -k 5 $T_CMD cat "$f" >/dev/null   # warm it
+			guard "$s" $T_CMD cat "$f" >/dev/null || continue   # warm it
 			t0=$EPOCHREALTIME
-			timeout -k 5 $T_CMD cat "$f" >/dev/null || { fail "$s: cat $f failed"; continue; }
+			guard "$s" $T_CMD cat "$f" >/dev/null || { fail "$s: cat $f failed"; continue; }
 			t1=$EPOCHREALTIME
 			add "rwarm.$s" "$(mbps "$SRC_BYTES" "$(fsub "$t0" "$t1")")"
 			log "read warm r$r $s: $(mbps "$SRC_BYTES" "$(fsub "$t0" "$t1")") MB/s"
@@ -244,7 +261,7 @@ small_run() {
 	sync
 	dir=$(new_target "$sys" "$wl-$v-$rep") || return 1
 	for ((i = 0; i < nfiles; i++)); do files+=("$dir/$i"); done
-	out=$(timeout -k 5 $((SECS + 120)) "$BENCH_BIN/writer" -t $threads -d "$SECS" \
+	out=$(guard "$sys" $((SECS + 120)) "$BENCH_BIN/writer" -t $threads -d "$SECS" \
 		-s $RECSIZE "${flags[@]}" "${files[@]}")
 	rc=$?
 	if [ $rc != 0 ]; then
@@ -252,7 +269,7 @@ small_run() {
 		return 1
 	fi
 	recs=$(sed -n 's/.*records=\([0-9]*\).*/\1/p' <<<"$out")
-	got=$(timeout -k 5 $T_CMD "$BENCH_BIN/checklog" -s $RECSIZE "${files[@]}")
+	got=$(guard "$sys" $T_CMD "$BENCH_BIN/checklog" -s $RECSIZE "${files[@]}")
 	rc=$?
 	got=${got#records=}
 	if [ $rc != 0 ] || [ "$got" != "$recs" ]; then
@@ -279,6 +296,7 @@ bench_small() {
 	for wl in w1 w8p1 w8p8; do
 		for ((r = 1; r <= REPS; r++)); do
 			for v in $(rotated "$r" "${variants[@]}"); do
+				live "${v%-sync}" || continue
 				small_run "$v" "$wl" "$r" || add "$wl.rec_per_s.$v" ERR
 			done
 		done
@@ -318,7 +336,7 @@ bench_startup() {
 		[ -d "${MNT[su]}/t" ] || new_target su t >/dev/null || { stop su; return 1; }
 		log "startup: growing the log to $gb GB through the mount (fsync=never)"
 		while [ $((SU_SIZE + SRC_BYTES)) -le "$want" ]; do
-			timeout -k 5 $T_CMD cat "$SRC" >>"${MNT[su]}/t/0" ||
+			guard su $T_CMD cat "$SRC" >>"${MNT[su]}/t/0" ||
 				{ fail "startup: cat >> ${MNT[su]}/t/0 failed"; stop su; return 1; }
 			SU_SIZE=$((SU_SIZE + SRC_BYTES))
 		done
@@ -426,7 +444,8 @@ table() {
 		done
 	done
 	echo
-	echo "All repetitions (raw samples): $WORK/samples.txt"
+	echo "load average at start: $LOAD0; at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "every repetition, with min/max: $BENCH_BIN/samples.txt; daemon logs: $WORK/log-*.txt"
 }
 
 # --- main ----------------------------------------------------------------------
@@ -472,7 +491,16 @@ main() {
 	rm -rf "$WORK"/data-mk-* "$WORK/raw" "$WORK/pt-src"
 	if [ -x "$MK" ]; then bench_startup; fi
 
-	for s in "${!VALS[@]}"; do echo "$s:${VALS[$s]}"; done | sort >"$WORK/samples.txt"
+	{
+		echo "# key: n min median max (max-min)/median | every repetition, in run order"
+		for s in "${!VALS[@]}"; do
+			printf '%s: ' "$s"
+			printf '%s\n' ${VALS[$s]} | grep -v -e ERR -e '^$' | sort -g | awk -v m="$(median "$s")" '
+				{ a[NR] = $1 } END { if (NR) printf "%d %g %g %g %.0f%%", NR, a[1], m, a[NR],
+					(m > 0 ? 100 * (a[NR] - a[1]) / m : 0) }'
+			echo " |${VALS[$s]}"
+		done | sort
+	} >"$BENCH_BIN/samples.txt"
 	{
 		table
 		echo "run time: $(awk -v a="$T_START" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b - a }') s"
