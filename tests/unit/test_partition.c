@@ -476,6 +476,52 @@ Test(partition, topic_segment_bytes_override_rolls_segments)
     cr_assert_eq(read_all(p, buf, sizeof(buf)), 128);
 }
 
+/* The once-a-second housekeeping applies retention (reads below the first
+ * retained position then fail with ENODATA, positions above keep their bytes)
+ * and writes the index checkpoint at the commit point. */
+Test(partition, housekeeping_applies_retention_and_checkpoints)
+{
+    open_broker();
+    struct part *p = make_topic("t");
+    struct topic *t = topic_find(b, "t");
+    cr_assert_eq(topic_set(b, t, "segment.bytes", "64"), 0);
+    cr_assert_eq(topic_set(b, t, "retention.bytes", "0"), 0);
+    static const char rec[] = "0123456789012345678901234567890\n"; /* 32 bytes */
+    struct ack a[5] = {{0}};
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(append(p, rec, &a[i]), 0);
+    run_until_acked(a, 5);
+    struct part_info pi;
+    part_info(p, &pi);
+    cr_assert_eq(pi.segments, 3);
+    cr_assert_eq(pi.first_pos, 0);
+
+    char ck[PATH_MAX];
+    th_path(ck, "%s/topics/t/0/checkpoint", tmp);
+    uint64_t deadline = uv_hrtime() + 10ull * 1000000000ull;
+    for (;;) {
+        part_info(p, &pi);
+        if (pi.segments == 1 && th_exists(ck) && !broker_busy(b))
+            break;
+        cr_assert(uv_hrtime() < deadline, "housekeeping never ran");
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    cr_assert_eq(pi.first_pos, 128);
+    cr_assert_eq(pi.first_off, 4);
+    cr_assert_eq(pi.end_pos, 160);
+    int fd;
+    uint64_t fdoff;
+    size_t n;
+    cr_assert_eq(part_read(p, 0, 10, &fd, &fdoff, &n), -ENODATA);
+    cr_assert_eq(part_read(p, 127, 10, &fd, &fdoff, &n), -ENODATA);
+    char buf[64];
+    cr_assert_eq(read_all(p, buf, sizeof(buf)), 32);
+    cr_assert_arr_eq(buf, rec, 32);
+    char *text = th_slurp(ck, NULL);
+    cr_assert_str_eq(text, "5\n");
+    free(text);
+}
+
 Test(partition, topic_delete_makes_a_held_partition_stale)
 {
     open_broker();
@@ -545,7 +591,7 @@ Test(partition, close_and_reopen_keeps_every_record)
     size_t total = 0;
     for (int r = 0; r < ROUNDS; r++) {
         for (int i = 0; i < PER; i++)
-            snprintf(text + 8 * i, 9, "r%03d-%02d\n", r, i);
+            snprintf(text + 8 * i, 9, "r%03u-%02u\n", (unsigned)r % 1000u, (unsigned)i % 100u);
         memcpy(all + total, text, PER * 8);
         total += PER * 8;
         cr_assert_eq(append(p, text, &a[r]), 0);

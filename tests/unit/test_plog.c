@@ -521,6 +521,37 @@ Test(plog, a_broken_index_under_a_non_empty_log_is_not_silently_dropped)
     cr_assert_eq(plog_open(&lg, dir, false), -EBADMSG);
 }
 
+/* seg_remove unlinks the .idx first ("a .log without .idx is recognisable
+ * leftovers", segment.c).  A crash between the two unlinks of retention
+ * leaves the oldest segment as a lone .log: the log must still open. */
+Test(plog, a_crash_between_the_unlinks_of_retention_leaves_an_openable_log)
+{
+    cr_assert_eq(append_n(7, 1, TS), 0); /* segments at 0, 3, 6 */
+    plog_close(&lg);
+    char p[PATH_MAX];
+    cr_assert_eq(unlink(th_seg_path(p, dir, 0, "idx")), 0);
+    cr_assert_eq(plog_open(&lg, dir, false), 0);
+    cr_assert_eq(plog_first_off(&lg), 3);
+    cr_assert_eq(plog_next_off(&lg), 7);
+    for (uint64_t off = 3; off < 7; off++)
+        assert_record_at(off);
+}
+
+/* The same crash in plog_truncate, which removes segments from the end: the
+ * last segment is a lone, non-empty .log of records being dropped. */
+Test(plog, a_crash_between_the_unlinks_of_truncate_leaves_an_openable_log)
+{
+    cr_assert_eq(append_n(7, 1, TS), 0); /* segments at 0, 3, 6 */
+    plog_close(&lg);
+    char p[PATH_MAX];
+    cr_assert_eq(unlink(th_seg_path(p, dir, 6, "idx")), 0);
+    cr_assert_eq(plog_open(&lg, dir, false), 0);
+    cr_assert_eq(plog_next_off(&lg), 6);
+    cr_assert_not(th_exists(th_seg_path(p, dir, 6, "log")));
+    for (uint64_t off = 0; off < 6; off++)
+        assert_record_at(off);
+}
+
 /* A sealed segment that recovery shortens leaves a gap: the later segments
  * can no longer be reached and go. */
 Test(plog, segments_beyond_a_gap_are_removed)
