@@ -50,7 +50,15 @@ T_CMD=180                    # no single command may take longer (hang guard)
 declare -A PID=() MNT=() VALS=() RES=()
 SYSTEMS=()                   # systems mounted and usable, in column order
 T_START=$EPOCHREALTIME
-LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+# How busy the (shared) machine is: load average and pressure stall info.
+busy() {
+	printf 'load %s' "$(cut -d' ' -f1-3 /proc/loadavg)"
+	local r
+	for r in cpu io; do
+		[ -r /proc/pressure/$r ] && awk -v r=$r '/^some/ { sub("avg60=", "", $3); printf ", %s pressure %s%%", r, $3 }' /proc/pressure/$r
+	done
+}
+LOAD0=$(busy)
 
 log() { printf '%s\n' "$*" >&2; }
 # Failures go to a file: fail is also called inside $(...) subshells.
@@ -177,26 +185,36 @@ fsize() { stat -c %s "$1" 2>/dev/null || echo -1; }
 
 # --- 1+2: bulk append, sequential read ---------------------------------------
 declare -A LAST=()           # last bulk file per system, for the read tests
+# Variants: every system with cat (plain 128 KiB writes), plus pt-sync and
+# raw-sync: dd with O_DSYNC 128 KiB writes, the durable bulk baseline (each
+# write() returns once its data is on disk, as with minikafka fsync=always).
 bench_bulk() {
-	local r s dir t0 t1 size
+	local r v s dir t0 t1 size variants cmd
+	variants=($(for s in "${SYSTEMS[@]}"; do
+		case $s in pt | raw) echo "$s $s-sync" ;; *) echo "$s" ;; esac
+	done))
 	for ((r = 1; r <= REPS; r++)); do
-		for s in $(rotated "$r" "${SYSTEMS[@]}"); do
+		for v in $(rotated "$r" "${variants[@]}"); do
+			s=${v%-sync}
 			live "$s" || continue
 			cat "$SRC" >/dev/null   # source warm: measure the destination only
 			sync
-			dir=$(new_target "$s" "bulk-$r") || { add "bulk.$s" ERR; continue; }
+			dir=$(new_target "$s" "bulk-$v-$r") || { add "bulk.$v" ERR; continue; }
+			cmd=(cat "$SRC")
+			[ "$v" != "$s" ] && cmd=(dd "if=$SRC" "of=$dir/0" bs=128k oflag=append,dsync conv=notrunc status=none)
 			t0=$EPOCHREALTIME
-			if ! guard "$s" $T_CMD cat "$SRC" >>"$dir/0"; then
-				fail "$s: cat $SRC >> $dir/0 failed or hung"; add "bulk.$s" ERR; continue
+			if ! guard "$s" $T_CMD "${cmd[@]}" >>"$dir/0"; then
+				fail "$v: ${cmd[*]} >> $dir/0 failed or hung"; add "bulk.$v" ERR; continue
 			fi
 			t1=$EPOCHREALTIME
 			size=$(fsize "$dir/0")
 			if [ "$size" != "$SRC_BYTES" ]; then
-				fail "$s: after cat >> $dir/0 size is $size, expected $SRC_BYTES"
-				add "bulk.$s" ERR; continue
+				fail "$v: after ${cmd[*]} >> $dir/0 size is $size, expected $SRC_BYTES"
+				add "bulk.$v" ERR; continue
 			fi
-			add "bulk.$s" "$(mbps "$SRC_BYTES" "$(fsub "$t0" "$t1")")"
-			log "bulk append r$r $s: $(mbps "$SRC_BYTES" "$(fsub "$t0" "$t1")") MB/s"
+			add "bulk.$v" "$(mbps "$SRC_BYTES" "$(fsub "$t0" "$t1")")"
+			log "bulk append r$r $v: $(mbps "$SRC_BYTES" "$(fsub "$t0" "$t1")") MB/s"
+			if [ "$v" != "$s" ]; then drop_target "$s" "$dir"; continue; fi
 			[ -n "${LAST[$s]:-}" ] && drop_target "$s" "${LAST[$s]%/0}"
 			LAST[$s]=$dir/0
 		done
@@ -398,7 +416,8 @@ table() {
 		"(start-up: $STARTUP_REPS); bulk $BULK_MB MB; small records ${RECSIZE} B, ${SECS} s per run"
 	echo "columns: minikafka fsync=always | fsync=never | passthrough_ll (plain write, no fsync) |" \
 		"raw local fs (small records: write+fdatasync)"
-	echo "'ref:' rows: passthrough_ll column = write+fdatasync per record; raw column = write() without fsync"
+	echo "'ref:' rows: bulk: dd with O_DSYNC (durable per 128 KiB write) on passthrough_ll and raw;"
+	echo "   small records: passthrough_ll column = write+fdatasync per record, raw column = write() without fsync"
 	echo "cold read = after sync + drop_caches; warm = the same file read again at once"
 	echo
 	printf '%-38s | %10s | %10s | %14s | %10s | %s\n' workload "mk(always)" "mk(never)" \
@@ -406,6 +425,8 @@ table() {
 	printf '%s\n' "$(printf '%.0s-' {1..130})"
 	row "bulk append, cat >> (MB/s)" "$(m bulk.mk-always)" "$(m bulk.mk-never)" "$(m bulk.pt)" \
 		"$(m bulk.raw)" "$(goal 'always/pt' "$(m bulk.mk-always)" "$(m bulk.pt)" '>=' 1.0); $(ratio 'info: never/pt' "$(m bulk.mk-never)" "$(m bulk.pt)")"
+	row "  ref: O_DSYNC 128 KiB writes (dd)" "" "" "$(m bulk.pt-sync)" "$(m bulk.raw-sync)" \
+		"$(ratio 'info: always/raw-dsync' "$(m bulk.mk-always)" "$(m bulk.raw-sync)")"
 	for k in rcold rwarm; do
 		lbl="seq read cold, cat (MB/s)"; [ $k = rwarm ] && lbl="seq read warm, cat (MB/s)"
 		row "$lbl" "$(m $k.mk-always)" "$(m $k.mk-never)" "$(m $k.pt)" "$(m $k.raw)" \
@@ -444,7 +465,11 @@ table() {
 		done
 	done
 	echo
-	echo "load average at start: $LOAD0; at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "machine at start: $LOAD0"
+	echo "machine at end:   $(busy)"
+	local l=${LOAD0#load }
+	awk -v a="${l%% *}" -v n="$(nproc)" 'BEGIN { if (a > n / 2)
+		print "WARNING: the machine was busy when the run began: treat the figures as rough" }'
 	echo "every repetition, with min/max: $BENCH_BIN/samples.txt; daemon logs: $WORK/log-*.txt"
 }
 
