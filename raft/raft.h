@@ -1,0 +1,318 @@
+/*
+ * raft/raft.h -- the consensus core of minikafka: a pure Raft state machine.
+ *
+ * WHY PURE.  The core never touches a socket, a file, a clock or a thread.
+ * The caller feeds it inputs and acts on its outputs, in the style of
+ * etcd/raft's Ready/Advance loop.  That is what lets tests/sim run thousands
+ * of seeded, byte-for-byte reproducible schedules with loss, reordering,
+ * duplication, partitions and crashes, and check Raft's safety properties.
+ *
+ * INPUTS (each is a function call; none blocks, none does I/O):
+ *   raft_tick()          one logical clock tick (the caller chooses the period,
+ *                        e.g. 10 ms; timeouts below are counted in ticks)
+ *   raft_step()          a message received from a peer
+ *   raft_propose()       a batch of client payloads (leader only)
+ *   raft_propose_conf()  a membership change, one server at a time
+ *   raft_transfer()      hand leadership to another voter (TimeoutNow)
+ *   raft_persisted()     "my log is durable up to index i, whose term is t"
+ *   raft_reset_done()    "the reset/snapshot of the last Ready is durable"
+ *
+ * OUTPUTS come as one struct raft_ready (see below), taken with raft_ready()
+ * and released with raft_advance().  Processing a Ready, in this order:
+ *   1. If rd.reset: discard the whole log, make the log start at
+ *      rd.snap.index + 1 (term of rd.snap.index = rd.snap.term), install
+ *      rd.snap.data as the state-machine state, then (when durable) call
+ *      raft_reset_done().
+ *   2. If rd.n_entries: truncate the log after rd.entries[0].index - 1 and
+ *      append rd.entries.  Writes from successive Readys must reach the disk
+ *      in order (a FIFO); when a write is durable call raft_persisted() with
+ *      the index and term of its last entry.  The write may finish after
+ *      raft_advance() (asynchronous I/O): the core keeps its own copy of the
+ *      entries until they are reported persisted.
+ *   3. If rd.hs_changed: make rd.term and rd.vote durable BEFORE sending any
+ *      message of this Ready (a vote must never be granted from memory only).
+ *   4. Copy or serialize every message in rd.msgs (their entry buffers may
+ *      point into the log storage and are only valid until step 5 or until
+ *      the storage is modified), then send them (after step 3 is durable).
+ *   5. Apply the committed entries rd.apply_lo..rd.apply_hi (inclusive; none
+ *      if apply_lo > apply_hi) to the state machine, reading them from the
+ *      log storage: they are always durable there.  Entries of type
+ *      RAFT_ENTRY_NOOP and RAFT_ENTRY_CONF carry no client data.
+ *   6. raft_advance().
+ * Between raft_ready() and raft_advance() call no other raft_ function.
+ *
+ * The core only ever acknowledges entries to a leader (APPEND_RESP) after
+ * raft_persisted() reported them, and a leader counts itself in a commit
+ * quorum only for entries it has persisted itself.
+ *
+ * INDEXES.  Raft indexes start at 1; index 0 with term 0 is the empty log.
+ * The partition log maps record offset o to Raft index o + 1.
+ *
+ * LOG STORAGE.  The durable log lives in the caller (for a partition: the
+ * segment store; for the metadata group: its own log).  The core reads it
+ * through struct raft_log_ops and never writes it: writes are outputs.
+ * The log may lose its prefix at any time between calls (retention or
+ * compaction of applied entries): its first index only moves forward, and
+ * the term of the entry just before the first one must stay known.  A
+ * follower that needs entries before the leader's first index receives a
+ * SNAPSHOT message ("reset to log start", carrying optional state data).
+ *
+ * MEMORY.  Inputs are borrowed: the core copies whatever it keeps (message
+ * entries, proposal payloads, snapshot data).  Outputs (struct raft_ready and
+ * everything it points to) are owned by the core and valid until
+ * raft_advance().  Entries returned by raft_log_ops.entries are owned by the
+ * storage and must stay valid until the storage is next modified.
+ *
+ * ERRORS are 0 or a negative errno value: RAFT_ENOTLEADER (-EREMOTE) when a
+ * leader-only call is made elsewhere, -EBUSY while a leadership transfer or
+ * a previous membership change is in progress, -EINVAL for bad arguments,
+ * -ENOMEM.  After -ENOMEM the instance must be freed (state is undefined).
+ *
+ * INVARIANTS the core maintains (and tests/sim checks from outside):
+ *   - at most one leader per term; a node votes at most once per term;
+ *   - commit index never decreases within one instance's lifetime;
+ *   - only entries of the current term are committed by counting replicas
+ *     (earlier entries commit implicitly, by the Log Matching property);
+ *   - a leader never truncates or overwrites its own log;
+ *   - committed entries are never truncated.
+ */
+#ifndef MINIKAFKA_RAFT_H
+#define MINIKAFKA_RAFT_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define RAFT_ENOTLEADER (-EREMOTE)
+
+/* Upper bound on the servers (voters + learners) of one group. */
+#define RAFT_MAX_SERVERS 16
+
+/* ---- roles ------------------------------------------------------------- */
+
+/* Legal transitions (asserted by the core's single transition function):
+ *   FOLLOWER     -> PRECANDIDATE | CANDIDATE | FOLLOWER
+ *   PRECANDIDATE -> PRECANDIDATE | CANDIDATE | FOLLOWER
+ *   CANDIDATE    -> CANDIDATE | LEADER | FOLLOWER
+ *   LEADER       -> FOLLOWER                                             */
+enum raft_role {
+        RAFT_FOLLOWER = 0,
+        RAFT_PRECANDIDATE, /* PreVote phase: asks without bumping its term */
+        RAFT_CANDIDATE,
+        RAFT_LEADER,
+};
+
+/* ---- entries and configurations --------------------------------------- */
+
+enum raft_entry_type {
+        RAFT_ENTRY_NORMAL = 0, /* client payload */
+        RAFT_ENTRY_NOOP = 1,   /* appended by every new leader; empty */
+        RAFT_ENTRY_CONF = 2,   /* a whole new configuration, see raft_conf_decode */
+};
+
+/* One log entry.  buf/len is an opaque payload; its owner depends on where
+ * the entry appears (see MEMORY above).  The storage must keep type, term and
+ * payload of every entry. */
+struct raft_entry {
+        uint64_t term;
+        uint64_t index;
+        uint8_t type; /* enum raft_entry_type */
+        const void *buf;
+        size_t len;
+};
+
+struct raft_server {
+        uint64_t id; /* nonzero */
+        bool voter;  /* false: learner (replicated to, never counted) */
+};
+
+/* A configuration: the set of servers of the group. */
+struct raft_conf {
+        unsigned n;
+        struct raft_server servers[RAFT_MAX_SERVERS];
+};
+
+/* Size of a RAFT_ENTRY_CONF payload for a configuration of n servers. */
+#define RAFT_CONF_BYTES(n) (1 + 9 * (size_t)(n))
+
+/* Decode the payload of a RAFT_ENTRY_CONF entry.  0 or -EINVAL. */
+int raft_conf_decode(const void *buf, size_t len, struct raft_conf *out);
+
+/* Encode conf into buf (RAFT_CONF_BYTES(conf->n) bytes); returns the size. */
+size_t raft_conf_encode(const struct raft_conf *conf, void *buf);
+
+/* Index of server id in conf, or -1. */
+int raft_conf_find(const struct raft_conf *conf, uint64_t id);
+
+/* ---- messages ---------------------------------------------------------- */
+
+enum raft_msg_type {
+        RAFT_MSG_APPEND = 1,     /* index/log_term: previous entry; entries; commit */
+        RAFT_MSG_APPEND_RESP,    /* reject=0: index = last index matching the leader */
+                                 /* reject=1: index = rejected prev index, hint_* set */
+        RAFT_MSG_HEARTBEAT,      /* commit = min(leader commit, follower match) */
+        RAFT_MSG_HEARTBEAT_RESP, /* proves liveness (CheckQuorum), unpauses probes */
+        RAFT_MSG_PREVOTE,        /* term = candidate's term + 1 (not adopted) */
+        RAFT_MSG_PREVOTE_RESP,
+        RAFT_MSG_VOTE,           /* index/log_term: candidate's last entry */
+        RAFT_MSG_VOTE_RESP,
+        RAFT_MSG_SNAPSHOT,       /* reset to log start: index/log_term, snap_* */
+        RAFT_MSG_TIMEOUT_NOW,    /* leadership transfer: campaign at once */
+};
+#define RAFT_MSG_TYPES 11
+
+/* A message.  Every field is plain data except entries and snap_data, whose
+ * memory belongs to the producer (the core for outputs, the caller for
+ * inputs to raft_step, which copies what it keeps). */
+struct raft_msg {
+        uint8_t type; /* enum raft_msg_type */
+        bool reject;  /* *_RESP: refused */
+        bool transfer; /* VOTE/PREVOTE: caused by TimeoutNow, ignores leases */
+        uint64_t from, to, term;
+        uint64_t index;    /* see enum raft_msg_type */
+        uint64_t log_term; /* term of index */
+        uint64_t commit;
+        uint64_t hint_index, hint_term; /* APPEND_RESP reject: fast back-off */
+        const struct raft_entry *entries;
+        size_t n_entries;
+        /* SNAPSHOT only: configuration at index, and opaque state data. */
+        struct raft_conf snap_conf;
+        const void *snap_data;
+        size_t snap_len;
+};
+
+/* ---- the log storage the caller implements ---------------------------- */
+
+/* All indexes are Raft indexes.  The empty log has first = 1, last = 0.
+ * After a reset to index s (or retention up to s): first = s + 1, last >= s.
+ * The core only reads; it tolerates the first index moving forward between
+ * calls.  It never reads indexes above the last one reported persisted. */
+struct raft_log_ops {
+        void *ctx;
+        uint64_t (*first_index)(void *ctx);
+        uint64_t (*last_index)(void *ctx);
+        /* Term of the entry at index, for first-1 <= index <= last (at
+         * first-1: the term of the log start).  -ENOENT if not retained. */
+        int (*term)(void *ctx, uint64_t index, uint64_t *term);
+        /* Fill out[0..hi-lo) with the entries [lo, hi); all of them or
+         * -ENOENT if some are no longer retained.  Payload pointers stay owned
+         * by the storage (valid until it is modified). */
+        int (*entries)(void *ctx, uint64_t lo, uint64_t hi, struct raft_entry *out);
+        /* Optional (may be NULL: partitions have no state besides the log).
+         * The state-machine state as of first_index-1, sent to followers that
+         * are behind the log start.  *data valid until storage is modified. */
+        int (*snapshot)(void *ctx, const void **data, size_t *len);
+};
+
+/* ---- creating an instance --------------------------------------------- */
+
+struct raft_options {
+        uint64_t id; /* this server, nonzero */
+        /* Timeouts in ticks: election timeouts are drawn uniformly from
+         * [election_ticks, 2*election_ticks).  Defaults 10 and 1. */
+        unsigned election_ticks, heartbeat_ticks;
+        unsigned max_inflight;    /* APPENDs in flight per follower (default 64) */
+        unsigned max_msg_entries; /* entries per APPEND (default 4096) */
+        bool pre_vote, check_quorum;
+        uint64_t seed; /* seeds the core's PRNG (election timeouts) */
+        /* Persisted hard state (0, 0 for a new server). */
+        uint64_t term, vote;
+        /* Configuration as of the log start (first_index - 1): the bootstrap
+         * configuration of a new group, or the one of the last reset.  NULL
+         * (or n = 0) for a server that waits to be added by a leader.
+         * RAFT_ENTRY_CONF entries found in the log override it. */
+        const struct raft_conf *conf;
+        struct raft_log_ops log;
+};
+
+struct raft;
+
+/* Create an instance from persisted state only.  Scans the retained log for
+ * configuration entries.  *out is freed with raft_free(). */
+int raft_new(const struct raft_options *opt, struct raft **out);
+void raft_free(struct raft *r);
+
+/* ---- inputs ------------------------------------------------------------- */
+
+int raft_tick(struct raft *r);
+int raft_step(struct raft *r, const struct raft_msg *m);
+
+/* A payload to propose (borrowed; copied by raft_propose). */
+struct raft_buf {
+        const void *buf;
+        size_t len;
+};
+/* Append n entries of type NORMAL in the current term.  On success *index
+ * (if not NULL) is the index of the first; the entries are committed iff
+ * they are applied later at those indexes with this term (raft_term() now). */
+int raft_propose(struct raft *r, const struct raft_buf *bufs, size_t n, uint64_t *index);
+
+enum raft_conf_op {
+        RAFT_CONF_ADD_LEARNER = 1, /* id must not be in the configuration */
+        RAFT_CONF_ADD_VOTER,       /* add as voter, or promote a caught-up learner */
+        RAFT_CONF_REMOVE,          /* voter or learner; the last voter cannot go */
+};
+/* Append a configuration entry.  It takes effect on every server as soon as
+ * it is in its log.  -EBUSY until the previous change is committed and the
+ * leader has committed an entry of its term; -EAGAIN when promoting a
+ * learner that has not caught up with the commit index.  A leader that
+ * removes itself steps down once the change is committed. */
+int raft_propose_conf(struct raft *r, enum raft_conf_op op, uint64_t id, uint64_t *index);
+
+/* Transfer leadership to voter `to`: brings it up to date, then sends it
+ * TIMEOUT_NOW.  Proposals fail with -EBUSY until the transfer ends (success:
+ * this leader steps down on the new term; failure: after an election
+ * timeout). */
+int raft_transfer(struct raft *r, uint64_t to);
+
+/* The log is durable up to index, and the entry there has the given term.
+ * Reports that no longer match the in-memory log (overtaken by a truncation)
+ * are ignored. */
+int raft_persisted(struct raft *r, uint64_t index, uint64_t term);
+
+/* The reset of a previous Ready (rd.snap.index/term) is durable. */
+int raft_reset_done(struct raft *r, uint64_t index, uint64_t term);
+
+/* ---- outputs ------------------------------------------------------------ */
+
+struct raft_ready {
+        bool hs_changed;
+        uint64_t term, vote; /* hard state to persist before sending */
+        bool reset;          /* reset the log to snap (see step 1 above) */
+        struct raft_msg snap; /* index, log_term, snap_conf, snap_data */
+        const struct raft_entry *entries; /* to append (after truncation) */
+        size_t n_entries;
+        const struct raft_msg *msgs;
+        size_t n_msgs;
+        uint64_t commit;           /* current commit index (informational) */
+        uint64_t apply_lo, apply_hi; /* committed, durable, not yet applied */
+        bool role_changed;
+        enum raft_role role;
+        uint64_t leader; /* known leader of the current term, or 0 */
+};
+
+bool raft_has_ready(struct raft *r);
+/* Fill *rd.  Valid until raft_advance(). */
+int raft_ready(struct raft *r, struct raft_ready *rd);
+void raft_advance(struct raft *r);
+
+/* ---- inspection (cheap, side-effect free) ------------------------------ */
+
+uint64_t raft_id(const struct raft *r);
+enum raft_role raft_role(const struct raft *r);
+uint64_t raft_term(const struct raft *r);
+uint64_t raft_leader(const struct raft *r);
+uint64_t raft_commit(const struct raft *r);
+uint64_t raft_applied(const struct raft *r);
+uint64_t raft_last_index(const struct raft *r);
+/* Term of the entry at index in the in-memory view of the log (storage +
+ * not yet persisted entries); -ENOENT if not retained. */
+int raft_log_term(const struct raft *r, uint64_t index, uint64_t *term);
+const struct raft_conf *raft_conf(const struct raft *r);
+/* Replication state of follower id as seen by a leader (match index). */
+int raft_match(const struct raft *r, uint64_t id, uint64_t *match);
+const char *raft_role_name(enum raft_role role);
+const char *raft_msg_name(int type);
+
+#endif
