@@ -29,7 +29,9 @@ void cfg_defaults(struct mk_config *c)
 
 int cfg_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
 {
-    if (!s || !*s)
+    /* The whole string is the number: no blanks, no '+' (strtoll would
+     * accept " 3"). */
+    if (!s || !((*s >= '0' && *s <= '9') || (*s == '-' && s[1] >= '0' && s[1] <= '9')))
         return -EINVAL;
     char *end;
     errno = 0;

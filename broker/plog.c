@@ -17,7 +17,9 @@
  * RECOVERY (plog_open)
  *   Segments are listed and sorted by base offset.  A last segment whose
  *   index header is missing or unreadable and whose .log is empty is the
- *   remains of a roll cut short by a crash and is removed.  Segments wholly
+ *   remains of a roll cut short by a crash and is removed; so is a .log
+ *   without .idx at either end (a removal by retention or truncation cut
+ *   short: seg_remove unlinks the .idx first).  Segments wholly
  *   below the checkpoint are trusted as they are; from the segment holding
  *   the checkpoint on, seg_recover() verifies entries and cuts torn tails.
  *   If a segment comes out shorter than where the next one starts, the later
@@ -223,10 +225,16 @@ int plog_open(struct plog *l, const char *dir, bool create)
             struct stat st;
             char p[PATH_MAX];
             snprintf(p, sizeof(p), "%s/%020" PRIu64 ".log", dir, bases[i]);
-            if (i == nb - 1 && stat(p, &st) == 0 && st.st_size == 0) {
-                remove_pair(dir, bases[i]); /* a roll cut short by a crash */
+            bool edge = i == 0 || i == nb - 1;
+            bool empty_last = i == nb - 1 && stat(p, &st) == 0 && st.st_size == 0;
+            /* A lone .log at either end is a removal cut short (retention
+             * removes the oldest, truncation the newest; .idx goes first);
+             * an empty last one is a roll cut short.  Anything else is
+             * damage we must not paper over. */
+            if ((rc == -ENOENT && edge) || empty_last) {
+                remove_pair(dir, bases[i]);
                 rc = 0;
-                break;
+                continue;
             }
             goto err;
         }
