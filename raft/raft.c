@@ -912,7 +912,7 @@ static int follower_append(struct raft *r, const struct raft_msg *m)
         }
         uint64_t last_new = prev + n;
         r->ack_limit = max64(r->ack_limit, last_new);
-        uint64_t c = min64(m->commit, last_new);
+        uint64_t c = min64(m->commit, last_new); /* MUTANT:commit_clamp */
         if (c > r->commit)
                 r->commit = c;
         /* Acknowledge only what is durable; the rest is acknowledged from

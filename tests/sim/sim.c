@@ -130,16 +130,17 @@ struct mix {
         unsigned delay_max; /* ms; delays are uniform in [1, delay_max] */
         double p_partition, p_crash, p_slow, p_transfer, p_conf, p_compact;
         unsigned disk_max; /* ms */
+        double p_cut; /* a new leader is crashed or isolated within ~20 ms */
 };
 
 static const struct mix mixes[] = {
-    /* name       loss  dup  delay part  crash slow  xfer  conf  compact disk */
-    {"calm", 0, 0, 3, 0, 0, 0, 0.05, 0, 0.05, 2},
-    {"lossy", 0.2, 0.1, 40, 0, 0, 0.1, 0.05, 0, 0.05, 3},
-    {"partition", 0.02, 0.02, 10, 0.3, 0, 0.05, 0.05, 0, 0.05, 3},
-    {"crash", 0.02, 0.02, 10, 0, 0.25, 0, 0.05, 0, 0.2, 25},
-    {"membership", 0.05, 0.05, 10, 0.05, 0.05, 0, 0.15, 0.4, 0.2, 5},
-    {"chaos", 0.1, 0.05, 30, 0.2, 0.15, 0.1, 0.1, 0.2, 0.2, 20},
+    /* name       loss  dup  delay part  crash slow  xfer  conf  compact disk cut */
+    {"calm", 0, 0, 3, 0, 0, 0, 0.05, 0, 0.05, 2, 0},
+    {"lossy", 0.2, 0.1, 40, 0, 0, 0.1, 0.05, 0, 0.05, 3, 0},
+    {"partition", 0.02, 0.02, 10, 0.3, 0, 0.05, 0.05, 0, 0.05, 3, 0.6},
+    {"crash", 0.02, 0.02, 10, 0, 0.25, 0, 0.05, 0, 0.2, 25, 0.6},
+    {"membership", 0.05, 0.05, 10, 0.05, 0.05, 0, 0.15, 0.4, 0.2, 5, 0.05},
+    {"chaos", 0.1, 0.05, 30, 0.2, 0.15, 0.1, 0.1, 0.2, 0.2, 20, 0.4},
 };
 #define NMIX (sizeof(mixes) / sizeof(mixes[0]))
 static const unsigned sizes[] = {1, 3, 5, 7};
@@ -197,6 +198,8 @@ struct node {
         uint64_t seen_commit;
         bool was_leader;
         uint64_t was_leader_term;
+        uint64_t lead_commit_term; /* term of its last commit as leader */
+        uint64_t lead_commit;
         unsigned char snap_buf[16];
 };
 
@@ -206,7 +209,7 @@ struct netmsg {
         unsigned char *data;
 };
 
-enum { EV_TICK, EV_MSG, EV_DISK, EV_CHAOS, EV_PROPOSE, EV_HEAL };
+enum { EV_TICK, EV_MSG, EV_DISK, EV_CHAOS, EV_PROPOSE, EV_HEAL, EV_CUT };
 struct ev {
         uint64_t time, seq;
         int kind, node;
@@ -515,6 +518,8 @@ static void node_start(struct node *nd)
         nd->incarnation++;
         nd->seen_commit = raft_commit(nd->r);
         nd->was_leader = false;
+        nd->lead_commit = 0;
+        nd->lead_commit_term = 0;
         sm_reset(nd, nd->d.snap_index, nd->d.snap_hash);
         push_ev(now + 1 + rn(nd->tick_ms), EV_TICK, (int)nd->id, NULL);
 }
@@ -712,6 +717,21 @@ static void pump(struct node *nd)
                         TR("n%llu is %s in term %llu (leader n%llu)", (unsigned long long)nd->id,
                            raft_role_name(rd.role), (unsigned long long)raft_term(nd->r),
                            (unsigned long long)rd.leader);
+                /* Leaders cut off right after winning leave entries of their
+                 * term on few servers: the ground of Raft's Figure 8. */
+                if (rd.role_changed && rd.role == RAFT_LEADER && !S.healed &&
+                    chance(S.mix->p_cut))
+                        push_ev(now + rn(20), EV_CUT, (int)nd->id, NULL);
+                /* ... and right after they commit (above all their first
+                 * commit, which covers the previous terms' tail). */
+                if (rd.role == RAFT_LEADER && !S.healed && rd.commit > nd->lead_commit) {
+                        bool first = nd->lead_commit_term != raft_term(nd->r);
+                        nd->lead_commit_term = raft_term(nd->r);
+                        if (chance(first ? S.mix->p_cut : S.mix->p_cut / 20))
+                                push_ev(now + rn(3), EV_CUT, (int)nd->id, NULL);
+                }
+                if (rd.role == RAFT_LEADER)
+                        nd->lead_commit = rd.commit;
                 if (rd.reset) {
                         uint64_t idx, hash;
                         memcpy(&idx, rd.snap.snap_data, 8);
@@ -1110,6 +1130,18 @@ static void on_chaos(void)
         push_ev(now + 20 + rn(60), EV_CHAOS, 0, NULL);
 }
 
+static void on_cut(struct node *nd)
+{
+        if (S.mix->p_crash > 0 && (S.mix->p_partition == 0 || chance(0.5))) {
+                node_crash(nd);
+                return;
+        }
+        for (unsigned j = 1; j <= S.u; j++)
+                if (j != nd->id)
+                        S.blocked[nd->id][j] = S.blocked[j][nd->id] = true;
+        TR("PARTITION isolates new leader n%llu", (unsigned long long)nd->id);
+}
+
 static void on_heal(void)
 {
         S.healed = true;
@@ -1223,7 +1255,7 @@ static struct result run_seed(uint64_t seed)
         S.dup = S.mix->dup;
         S.delay_max = S.mix->delay_max;
         S.disk_max = S.mix->disk_max;
-        static const unsigned ents[] = {1, 2, 4, 64};
+        static const unsigned ents[] = {1, 1, 3, 64};
         static const unsigned infl[] = {1, 4, 16, 256};
         S.max_msg_entries = ents[rn(4)];
         S.max_inflight = infl[rn(4)];
@@ -1286,6 +1318,10 @@ static struct result run_seed(uint64_t seed)
                 case EV_HEAL:
                         on_heal();
                         break;
+                case EV_CUT:
+                        if (nd->up && e.inc == nd->incarnation && !S.healed)
+                                on_cut(nd);
+                        break;
                 }
                 for (unsigned i = 1; i <= S.u && !S.failed; i++)
                         check_node(node_of(i));
@@ -1307,6 +1343,7 @@ struct stats {
         uint64_t seeds[NMIX], steps[NMIX], commits[NMIX];
         double cpu[NMIX];
         int64_t first_fail; /* -1 none */
+        uint64_t n_fail;
         char why[512];
 };
 
@@ -1316,6 +1353,8 @@ static double clock_s(clockid_t c)
         clock_gettime(c, &ts);
         return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
+
+static bool keep_going; /* count failing seeds instead of stopping */
 
 static void run_range(uint64_t start, uint64_t count, unsigned job, unsigned jobs,
                       struct stats *st)
@@ -1339,9 +1378,13 @@ static void run_range(uint64_t start, uint64_t count, unsigned job, unsigned job
                 st->commits[mi] += r.commits;
                 st->cpu[mi] += clock_s(CLOCK_MONOTONIC) - t0;
                 if (r.failed) {
-                        st->first_fail = (int64_t)s;
-                        memcpy(st->why, r.why, sizeof(st->why));
-                        return;
+                        if (st->first_fail < 0) {
+                                st->first_fail = (int64_t)s;
+                                memcpy(st->why, r.why, sizeof(st->why));
+                        }
+                        st->n_fail++;
+                        if (!keep_going)
+                                return;
                 }
         }
 }
@@ -1384,6 +1427,8 @@ int main(int argc, char **argv)
                         jobs = (unsigned)atoi(argv[++i]);
                 else if (!strcmp(argv[i], "-q"))
                         quiet = true;
+                else if (!strcmp(argv[i], "--keep-going"))
+                        keep_going = true;
                 else if (!strcmp(argv[i], "--trace") && i + 1 < argc) {
                         tracing = 2;
                         struct result r = run_seed(strtoull(argv[++i], NULL, 10));
@@ -1435,6 +1480,7 @@ int main(int argc, char **argv)
                         total.commits[m] += st.commits[m];
                         total.cpu[m] += st.cpu[m];
                 }
+                total.n_fail += st.n_fail;
                 if (st.first_fail >= 0 &&
                     (total.first_fail < 0 || st.first_fail < total.first_fail)) {
                         total.first_fail = st.first_fail;
@@ -1453,6 +1499,9 @@ int main(int argc, char **argv)
                                (unsigned long long)total.commits[m], total.cpu[m]);
         }
         if (total.first_fail >= 0) {
+                if (keep_going)
+                        printf("sim: %llu of %llu seeds failed\n",
+                               (unsigned long long)total.n_fail, (unsigned long long)seeds);
                 printf("sim: FAILED at seed %lld: %s\n", (long long)total.first_fail, total.why);
                 printf("sim: rerun with: make sim SEEDS=1 START=%lld\n",
                        (long long)total.first_fail);
