@@ -246,7 +246,8 @@ int broker_open(struct broker **out, const char *data_dir, const struct mk_confi
         goto err;
     if ((rc = load_topics(b)) < 0)
         goto err;
-    qsort(b->topics, b->ntopics, sizeof(*b->topics), cmp_topic_id);
+    if (b->ntopics > 1)
+        qsort(b->topics, b->ntopics, sizeof(*b->topics), cmp_topic_id);
     b->rec.topics = b->ntopics;
     if ((rc = broker_write_meta(b)) < 0)
         goto err;

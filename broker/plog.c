@@ -179,7 +179,8 @@ static int list_bases(const char *dir, uint64_t **out, size_t *n)
         free(v);
         return rc;
     }
-    qsort(v, cnt, sizeof(*v), cmp_u64);
+    if (cnt > 1)
+        qsort(v, cnt, sizeof(*v), cmp_u64);
     *out = v;
     *n = cnt;
     return 0;
@@ -204,14 +205,9 @@ int plog_open(struct plog *l, const char *dir, bool create)
     if (!l->dir)
         return -ENOMEM;
 
-    rc = sysio.mkdir(dir, 0755);
-    bool fresh = rc == 0;
+    rc = create ? sysio.mkdir(dir, 0755) : 0;
     if (rc < 0 && rc != -EEXIST)
         goto err;
-    if (fresh && !create) {
-        rc = -ENOENT;
-        goto err;
-    }
     if ((rc = list_bases(dir, &bases, &nb)) < 0)
         goto err;
     if ((rc = terms_read(l)) < 0)
