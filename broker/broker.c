@@ -63,8 +63,9 @@ bool broker_busy(const struct broker *b)
 int broker_write_meta(struct broker *b)
 {
     char buf[128];
-    int len = snprintf(buf, sizeof(buf), "format=1\nnode.id=%" PRIu32 "\nnext.topic.id=%" PRIu64 "\n",
-                       b->cfg.node_id, b->next_topic_id);
+    int len =
+        snprintf(buf, sizeof(buf), "format=1\nnode.id=%" PRIu32 "\nnext.topic.id=%" PRIu64 "\n",
+                 b->cfg.node_id, b->next_topic_id);
     return sys_write_atomic(b->data_dir, "meta", buf, (size_t)len);
 }
 
@@ -94,8 +95,7 @@ static int read_meta(struct broker *b)
                 rc = -EBADMSG;
             } else if ((uint32_t)v != b->cfg.node_id) {
                 fprintf(stderr,
-                        "minikafka: %s belongs to node.id=%" PRId64
-                        ", not node.id=%" PRIu32 "\n",
+                        "minikafka: %s belongs to node.id=%" PRId64 ", not node.id=%" PRIu32 "\n",
                         b->data_dir, v, b->cfg.node_id);
                 rc = -EINVAL;
             }
@@ -326,16 +326,16 @@ int broker_status(const struct broker *b, char **text, size_t *len)
         const struct topic *t = b->topics[i];
         fprintf(f, "topic=%s id=%" PRIu64 " partitions=%" PRIu32, t->name, t->id, t->nparts);
         for (int k = 0; k < TOPIC_NCONF; k++)
-            fprintf(f, " %s=%" PRId64, topic_config_names[k], topic_config_get(&t->conf, &b->cfg, k));
+            fprintf(f, " %s=%" PRId64, topic_config_names[k],
+                    topic_config_get(&t->conf, &b->cfg, k));
         fputc('\n', f);
         for (uint32_t k = 0; k < t->nparts; k++) {
             struct part_info pi;
             part_info(t->parts[k], &pi);
             fprintf(f,
-                    "partition=%s/%" PRIu32 " leader=%" PRIu32 " replicas=%" PRIu32
-                    " term=%" PRIu64 " offset.first=%" PRIu64 " offset.next=%" PRIu64
-                    " position.first=%" PRIu64 " position.end=%" PRIu64 " bytes=%" PRIu64
-                    " segments=%zu lag=0\n",
+                    "partition=%s/%" PRIu32 " leader=%" PRIu32 " replicas=%" PRIu32 " term=%" PRIu64
+                    " offset.first=%" PRIu64 " offset.next=%" PRIu64 " position.first=%" PRIu64
+                    " position.end=%" PRIu64 " bytes=%" PRIu64 " segments=%zu lag=0\n",
                     t->name, k, pi.leader, pi.leader, pi.term, pi.first_off, pi.next_off,
                     pi.first_pos, pi.end_pos, pi.end_pos - pi.first_pos, pi.segments);
         }

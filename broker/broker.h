@@ -92,8 +92,7 @@ struct part *topic_part(const struct topic *t, uint32_t i);
  * set: -EINVAL for a bad value or a partition count that does not grow;
  * growing the count creates the new partitions durably.
  * unset: drops an override (-EPERM for "partitions"). */
-int topic_get(const struct broker *b, const struct topic *t, const char *key, char *buf,
-              size_t n);
+int topic_get(const struct broker *b, const struct topic *t, const char *key, char *buf, size_t n);
 int topic_set(struct broker *b, struct topic *t, const char *key, const char *value);
 int topic_unset(struct broker *b, struct topic *t, const char *key);
 
@@ -127,8 +126,8 @@ typedef void (*part_done_cb)(void *arg, int status);
  * fsync=never.  A failure before anything was stored is returned (-ESTALE,
  * -ENOSPC, -EIO ...) and cb is not called; a failure to make the records
  * durable reaches cb, and the records are then removed again. */
-int part_append(struct part *p, const struct iovec *iov, int iovcnt, const uint32_t *lens,
-                size_t n, part_done_cb cb, void *arg);
+int part_append(struct part *p, const struct iovec *iov, int iovcnt, const uint32_t *lens, size_t n,
+                part_done_cb cb, void *arg);
 
 /* Calls cb once everything appended so far is durable (fsync(2) on a
  * partition file, meaningful under fsync=never). */
@@ -137,7 +136,6 @@ int part_sync(struct part *p, part_done_cb cb, void *arg);
 /* Where the committed bytes at position pos are: a descriptor, the offset in
  * it and how many bytes (<= size, 0 at the end).  The descriptor stays valid
  * until the loop next runs.  -ENODATA below the first retained position. */
-int part_read(const struct part *p, uint64_t pos, size_t size, int *fd, uint64_t *fdoff,
-              size_t *n);
+int part_read(const struct part *p, uint64_t pos, size_t size, int *fd, uint64_t *fdoff, size_t *n);
 
 #endif

@@ -23,7 +23,13 @@ struct mk_config {
 
 /* Per-topic overrides (xattrs user.retention.ms ...); `set` has bit i for
  * field i of the TOPIC_* enum. */
-enum { TOPIC_RETENTION_MS, TOPIC_RETENTION_BYTES, TOPIC_SEGMENT_BYTES, TOPIC_SEGMENT_MS, TOPIC_NCONF };
+enum {
+    TOPIC_RETENTION_MS,
+    TOPIC_RETENTION_BYTES,
+    TOPIC_SEGMENT_BYTES,
+    TOPIC_SEGMENT_MS,
+    TOPIC_NCONF
+};
 struct topic_config {
     int64_t v[TOPIC_NCONF];
     unsigned set;

@@ -110,9 +110,9 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *out)
 }
 
 static const struct fuse_opt spec[] = {
-    FUSE_OPT_KEY("-h", KEY_HELP),       FUSE_OPT_KEY("--help", KEY_HELP),
-    FUSE_OPT_KEY("-V", KEY_VERSION),    FUSE_OPT_KEY("--version", KEY_VERSION),
-    FUSE_OPT_KEY("-f", KEY_FG),         FUSE_OPT_END,
+    FUSE_OPT_KEY("-h", KEY_HELP),    FUSE_OPT_KEY("--help", KEY_HELP),
+    FUSE_OPT_KEY("-V", KEY_VERSION), FUSE_OPT_KEY("--version", KEY_VERSION),
+    FUSE_OPT_KEY("-f", KEY_FG),      FUSE_OPT_END,
 };
 
 /* ---------------------------------------------------------------- running */
@@ -202,8 +202,7 @@ int main(int argc, char **argv)
     int64_t t0 = (int64_t)uv_hrtime();
     int rc = broker_open(&d.b, c.data, &c.cfg, &holder);
     if (rc == -EBUSY) {
-        fprintf(stderr, "minikafka: %s is in use by another minikafka (pid %ld)\n", c.data,
-                holder);
+        fprintf(stderr, "minikafka: %s is in use by another minikafka (pid %ld)\n", c.data, holder);
         goto out_args;
     }
     if (rc < 0) {

@@ -192,8 +192,7 @@ static void job_after(uv_work_t *req, int status)
         if (j->rc == 0 && j->off > p->log.ckpt_off && j->off <= plog_next_off(&p->log))
             p->log.ckpt_off = j->off;
         else if (j->rc < 0)
-            fprintf(stderr, "minikafka: %s: checkpoint failed: %s\n", p->log.dir,
-                    strerror(-j->rc));
+            fprintf(stderr, "minikafka: %s: checkpoint failed: %s\n", p->log.dir, strerror(-j->rc));
     }
     broker_job_end(p->b);
     part_unref(p);
@@ -267,8 +266,8 @@ static int add_waiter(struct part *p, part_done_cb cb, void *arg)
     return 0;
 }
 
-int part_append(struct part *p, const struct iovec *iov, int iovcnt, const uint32_t *lens,
-                size_t n, part_done_cb cb, void *arg)
+int part_append(struct part *p, const struct iovec *iov, int iovcnt, const uint32_t *lens, size_t n,
+                part_done_cb cb, void *arg)
 {
     if (!p->t)
         return -ESTALE;

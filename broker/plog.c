@@ -49,8 +49,8 @@ static int terms_write(const struct plog *l)
     if (!buf)
         return -ENOMEM;
     for (size_t i = 0; i < l->nterms; i++)
-        len += (size_t)snprintf(buf + len, cap - len, "%" PRIu64 " %" PRIu64 "\n",
-                                l->terms[i].term, l->terms[i].start);
+        len += (size_t)snprintf(buf + len, cap - len, "%" PRIu64 " %" PRIu64 "\n", l->terms[i].term,
+                                l->terms[i].start);
     int rc = sys_write_atomic(l->dir, "terms", buf, len);
     free(buf);
     return rc;
@@ -88,8 +88,9 @@ static int terms_read(struct plog *l)
     while (*p) {
         struct plog_term t;
         if (parse_u64(&p, &t.term) < 0 || *p++ != ' ' || parse_u64(&p, &t.start) < 0 ||
-            *p++ != '\n' || (l->nterms && (t.term <= l->terms[l->nterms - 1].term ||
-                                           t.start < l->terms[l->nterms - 1].start))) {
+            *p++ != '\n' ||
+            (l->nterms &&
+             (t.term <= l->terms[l->nterms - 1].term || t.start < l->terms[l->nterms - 1].start))) {
             rc = -EBADMSG;
             break;
         }

@@ -28,17 +28,17 @@ struct plog_term {
 };
 
 struct plog_recovery {
-    uint64_t verified;       /* entries whose checksums were checked */
-    uint64_t rebuilt;        /* entries rebuilt from .log lines */
-    uint64_t dropped_bytes;  /* torn bytes cut from the .log tail */
-    size_t segments;         /* segments found */
+    uint64_t verified;      /* entries whose checksums were checked */
+    uint64_t rebuilt;       /* entries rebuilt from .log lines */
+    uint64_t dropped_bytes; /* torn bytes cut from the .log tail */
+    size_t segments;        /* segments found */
 };
 
 struct plog {
-    char *dir;                /* owned */
-    struct segment *segs;     /* sorted by base offset; the last is active */
+    char *dir;            /* owned */
+    struct segment *segs; /* sorted by base offset; the last is active */
     size_t nsegs, cap;
-    struct plog_term *terms;  /* ascending; empty means term 0 */
+    struct plog_term *terms; /* ascending; empty means term 0 */
     size_t nterms;
     uint64_t ckpt_off;        /* entries below this offset are durable */
     struct plog_recovery rec; /* what opening found */

@@ -120,8 +120,7 @@ static int meta_read(const char *dir, struct topic *t)
             have_id = true;
         } else if (!strcmp(key, "created.ms") && cfg_parse_i64(val, 0, INT64_MAX, &v) == 0) {
             t->created_ms = v;
-        } else if (!strcmp(key, "partitions") &&
-                   cfg_parse_i64(val, 1, MAX_PARTITIONS, &v) == 0) {
+        } else if (!strcmp(key, "partitions") && cfg_parse_i64(val, 1, MAX_PARTITIONS, &v) == 0) {
             t->nparts = (uint32_t)v;
             have_parts = true;
         } else if ((idx = topic_config_index(key)) >= 0 && topic_config_check(idx, val, &v) == 0) {

@@ -285,8 +285,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
     }
     /* Truncation, chmod, chown: refused.  Time changes (touch) are accepted
      * and ignored: times are the log's own. */
-    if (to_set & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID |
-                  FUSE_SET_ATTR_GID)) {
+    if (to_set &
+        (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
         fuse_reply_err(req, EPERM);
         return;
     }
@@ -377,8 +377,8 @@ struct dirbuf {
     size_t size, cap;
 };
 
-static int dir_add(fuse_req_t req, struct dirbuf *d, size_t max, const char *name,
-                   fuse_ino_t ino, mode_t mode, off_t next)
+static int dir_add(fuse_req_t req, struct dirbuf *d, size_t max, const char *name, fuse_ino_t ino,
+                   mode_t mode, off_t next)
 {
     struct stat st = {.st_ino = ino, .st_mode = mode};
     size_t need = fuse_add_direntry(req, NULL, 0, name, NULL, 0);
@@ -834,8 +834,9 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
     } else if (n.kind == N_TOPIC) {
         len += (size_t)snprintf(buf + len, sizeof(buf) - len, "user.partitions") + 1;
         for (int i = 0; i < TOPIC_NCONF; i++)
-            len += (size_t)snprintf(buf + len, sizeof(buf) - len, "user.%s",
-                                    topic_config_names[i]) + 1;
+            len +=
+                (size_t)snprintf(buf + len, sizeof(buf) - len, "user.%s", topic_config_names[i]) +
+                1;
     } else if (n.kind == N_NONE) {
         fuse_reply_err(req, ENOENT);
         return;
