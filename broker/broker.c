@@ -211,6 +211,25 @@ static char *path_join(const char *a, const char *b)
     return asprintf(&p, "%s/%s", a, b) < 0 ? NULL : p;
 }
 
+/* Frees everything; with `flush`, first makes every partition durable and
+ * checkpointed (a clean stop). */
+static void broker_free(struct broker *b, bool flush)
+{
+    for (size_t i = 0; i < b->ntopics; i++) {
+        struct topic *t = b->topics[i];
+        for (uint32_t k = 0; flush && k < t->nparts; k++)
+            part_final_flush(t->parts[k]);
+        topic_free(t);
+    }
+    free(b->topics);
+    if (b->lock_fd >= 0)
+        close(b->lock_fd);
+    free(b->topics_dir);
+    free(b->trash_dir);
+    free(b->data_dir);
+    free(b);
+}
+
 int broker_open(struct broker **out, const char *data_dir, const struct mk_config *cfg,
                 long *holder)
 {
@@ -256,15 +275,7 @@ int broker_open(struct broker **out, const char *data_dir, const struct mk_confi
     return 0;
 
 err:
-    for (size_t i = 0; i < b->ntopics; i++)
-        topic_free(b->topics[i]);
-    free(b->topics);
-    if (b->lock_fd >= 0)
-        close(b->lock_fd);
-    free(b->topics_dir);
-    free(b->trash_dir);
-    free(b->data_dir);
-    free(b);
+    broker_free(b, false);
     return rc;
 }
 
@@ -289,19 +300,7 @@ void broker_quiesce(struct broker *b)
 
 void broker_close(struct broker *b)
 {
-    for (size_t i = 0; i < b->ntopics; i++) {
-        struct topic *t = b->topics[i];
-        for (uint32_t k = 0; k < t->nparts; k++)
-            part_final_flush(t->parts[k]);
-        topic_free(t);
-    }
-    free(b->topics);
-    if (b->lock_fd >= 0)
-        close(b->lock_fd);
-    free(b->topics_dir);
-    free(b->trash_dir);
-    free(b->data_dir);
-    free(b);
+    broker_free(b, true);
 }
 
 /* ----------------------------------------------------------------- status */

@@ -120,7 +120,6 @@ void part_detach(struct part *p)
 
 void part_info(const struct part *p, struct part_info *o)
 {
-    struct seg_entry e;
     o->id = p->id;
     o->first_off = plog_first_off(&p->log);
     o->next_off = p->commit_off;
@@ -131,7 +130,6 @@ void part_info(const struct part *p, struct part_info *o)
     o->segments = p->log.nsegs;
     o->mtime_ms = p->mtime_ms;
     o->ctime_ms = p->ctime_ms;
-    (void)e;
 }
 
 /* ------------------------------------------------------------ group commit */
@@ -198,6 +196,16 @@ static void job_after(uv_work_t *req, int status)
     part_unref(p);
 }
 
+/* The first byte position not known durable: where the checkpointed index
+ * ends (everything below the checkpoint was fdatasynced, logs and indexes). */
+static uint64_t unsynced_from(const struct part *p)
+{
+    struct seg_entry e;
+    if (plog_entry(&p->log, p->log.ckpt_off, &e) == 0)
+        return e.pos;
+    return p->commit_pos;
+}
+
 /* Queues job j: the sync job makes [commit_pos, end) durable; the flush job
  * makes logs and indexes from the checkpoint to the commit point durable and
  * records the checkpoint. */
@@ -215,10 +223,7 @@ static void job_start(struct part *p, struct part_job *j)
         if (rc == 0)
             p->sync_busy = true;
     } else {
-        struct seg_entry e;
-        uint64_t from = p->commit_pos;
-        if (plog_entry(&p->log, p->log.ckpt_off, &e) == 0)
-            from = e.pos;
+        uint64_t from = unsynced_from(p);
         j->pos = p->commit_pos;
         j->off = p->commit_off;
         j->checkpoint = true;
@@ -284,15 +289,13 @@ int part_append(struct part *p, const struct iovec *iov, int iovcnt, const uint3
     if (rc < 0)
         return rc;
     if (c->fsync == MK_FSYNC_NEVER) {
-        /* Committed as soon as it is in the page cache; but never ahead of
-         * records that still wait for an explicit sync. */
-        if (!p->wq_head) {
-            p->commit_pos = plog_end_pos(&p->log);
-            p->commit_off = plog_next_off(&p->log);
-            p->mtime_ms = now;
-            cb(arg, 0);
-            return 0;
-        }
+        /* Committed as soon as it is in the page cache (no waiters exist
+         * in this mode: part_sync syncs directly). */
+        p->commit_pos = plog_end_pos(&p->log);
+        p->commit_off = plog_next_off(&p->log);
+        p->mtime_ms = now;
+        cb(arg, 0);
+        return 0;
     }
     rc = add_waiter(p, cb, arg);
     if (rc < 0) {
@@ -306,19 +309,13 @@ int part_sync(struct part *p, part_done_cb cb, void *arg)
 {
     if (!p->t)
         return -ESTALE;
-    if (p->b->cfg.fsync == MK_FSYNC_NEVER && !p->wq_head) {
-        /* Everything is committed; make it durable: a waiter at the end with
-         * commit_pos moved back to the last durable point is not possible,
-         * so sync directly through a job that covers the whole unsynced
-         * range from the checkpoint. */
-        struct seg_entry e;
-        uint64_t from = p->commit_pos;
-        if (plog_entry(&p->log, p->log.ckpt_off, &e) == 0)
-            from = e.pos;
+    if (p->b->cfg.fsync == MK_FSYNC_NEVER) {
+        /* Committed bytes may sit in the page cache since the last
+         * checkpoint.  An explicit fsync(2) is rare: sync in the loop. */
         struct plog_sync s;
-        int rc = plog_sync_prepare(&p->log, from, false, &s);
+        int rc = plog_sync_prepare(&p->log, unsynced_from(p), false, &s);
         if (rc == 0)
-            rc = plog_sync_run(&s); /* rare, explicit fsync(2): in the loop */
+            rc = plog_sync_run(&s);
         cb(arg, rc);
         return 0;
     }
@@ -376,12 +373,8 @@ void part_final_flush(struct part *p)
 {
     /* Called with no job running: make everything durable, checkpoint at
      * the end, so that the next start has nothing to verify. */
-    struct seg_entry e;
-    uint64_t from = p->commit_pos;
-    if (plog_entry(&p->log, p->log.ckpt_off, &e) == 0)
-        from = e.pos;
     struct plog_sync s;
-    int rc = plog_sync_prepare(&p->log, from, true, &s);
+    int rc = plog_sync_prepare(&p->log, unsynced_from(p), true, &s);
     if (rc == 0)
         rc = plog_sync_run(&s);
     if (rc == 0 && p->commit_off > p->log.ckpt_off)
