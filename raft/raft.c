@@ -439,7 +439,9 @@ static void reset_timers(struct raft *r)
 /* The one place that changes r->role. */
 static void transition(struct raft *r, enum raft_role to)
 {
-        assert(legal_edge(r->role, to));
+        bool legal = legal_edge(r->role, to);
+        assert(legal);
+        (void)legal;
         if (r->role != to)
                 r->role_changed = true;
         r->role = to;
@@ -635,7 +637,9 @@ static bool send_append1(struct raft *r, struct progress *pr, bool allow_empty)
                 return true;
         }
         uint64_t n = last > prev ? min64(last - prev, r->max_msg_entries) : 0;
-        if (n == 0 && !allow_empty)
+        /* An empty APPEND is still a probe: a server we know nothing about
+         * (next = last + 1, match = 0) must be asked where its log ends. */
+        if (n == 0 && !allow_empty && !(pr->state == PR_PROBE && pr->match < last))
                 return false;
         if (pr->state == PR_REPLICATE && n > 0 && !infl_push(r, pr, prev + n))
                 return false;
