@@ -2,7 +2,7 @@
 # The command line: --help, --version, bad usage, a second daemon on the same
 # data dir refused while the first runs, daemon mode without -f (returns once
 # mounted, stopped by fusermount3 -u), FUSE mount options passed through.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" || exit 1
 
 out=$("$MK" --help 2>&1) || fail "minikafka --help exited $?"
 assert_match "DATA_DIR|data" "$out" "--help mentions the data dir"

@@ -3,7 +3,7 @@
 # write one line per write(), four open it once per record (echo >> p), two
 # write long lines (5-9 KB) that awk splits across several write() calls.
 # Afterwards: nothing lost, no line garbled or interleaved, per-writer order.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" || exit 1
 
 N_LOOP=${N_LOOP:-2000} N_OPEN=${N_OPEN:-300} N_LONG=${N_LONG:-200}
 mk_start
@@ -31,12 +31,34 @@ long_writer() { # long lines, split across writes by stdio buffering
             printf "G%s %d %d %s\n", k, i, len, s
         } }' >>"$P"
 }
+# A reader takes whole-file snapshots while the writers run: each must end at
+# a record boundary and extend the previous one (committed bytes never change).
+$PY - "$P" "$T/writers-done" >"$T/reader.out" 2>&1 <<'PYEOF' &
+import os, sys
+path, flag = sys.argv[1], sys.argv[2]
+prev, n = b"", 0
+while not os.path.exists(flag) or n == 0:
+    with open(path, "rb") as f:
+        data = f.read()
+    n += 1
+    if data and not data.endswith(b"\n"):
+        sys.exit("snapshot %d ends inside a record: %d bytes, tail %r" % (n, len(data), data[-40:]))
+    if not data.startswith(prev):
+        sys.exit("snapshot %d does not extend the previous one (%d -> %d bytes)" % (n, len(prev), len(data)))
+    prev = data
+print("reader: %d snapshots, all at record boundaries" % n)
+PYEOF
+READER=$!
+HELPER_PIDS+=("$READER")
 pids=()
 for k in 1 2 3 4; do loop_writer $k & pids+=($!); HELPER_PIDS+=($!); done
 for k in 1 2 3 4; do open_writer $k & pids+=($!); HELPER_PIDS+=($!); done
 for k in 1 2; do long_writer $k & pids+=($!); HELPER_PIDS+=($!); done
 for p in "${pids[@]}"; do wait "$p" || fail "writer pid $p failed (exit $?)"; done
 log "writers done"
+touch "$T/writers-done"
+wait "$READER" || fail "concurrent reader: $(cat "$T/reader.out")"
+log "$(cat "$T/reader.out")"
 
 cp "$P" "$T/content" || fail "cat $P"
 expect=()

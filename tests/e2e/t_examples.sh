@@ -1,7 +1,7 @@
 #!/bin/bash
 # Every script in examples/ runs against a real mount and prints what it
 # promises.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" || exit 1
 EX=$ROOT/examples
 
 mk_start -o num.partitions=2

@@ -3,7 +3,7 @@
 # Appends fail with ENOSPC once the tmpfs is full, every acknowledged record
 # stays intact, nothing torn appears, reads keep working, and after the filler
 # is deleted appends work again. Needs root (mount -t tmpfs).
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" || exit 1
 
 [[ $(id -u) == 0 ]] || fail "t_fulldisk needs root to mount a tmpfs"
 SMALL=$T/small

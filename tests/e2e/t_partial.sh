@@ -3,7 +3,7 @@
 # readers and to stat, joined with the next write, committed at close, and
 # close() returns only once it is committed. The held fds are kept by
 # holder.py coprocesses (see there why not `exec 3>>p; printf >&3`).
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" || exit 1
 
 mk_start
 mkdir "$MNT/p"

@@ -4,7 +4,7 @@
 # by age (per-topic user.retention.ms), user.position.first/user.offset.first
 # move up, st_size and byte positions never change, reads at or above
 # position.first return the original bytes, reads below fail with ENODATA.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" || exit 1
 
 mk_start -o log.segment.bytes=4096,log.retention.bytes=16384
 mkdir "$MNT/r"

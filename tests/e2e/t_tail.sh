@@ -1,7 +1,7 @@
 #!/bin/bash
 # tail -f follows a partition: existing records first, then new appends
 # (GNU tail polls about once a second on FUSE).
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" || exit 1
 
 mk_start
 mkdir "$MNT/f"

@@ -1,7 +1,7 @@
 #!/bin/bash
 # The tree: mkdir/rmdir/ls/find/stat on topics and partitions, the xattrs of
 # both, growing partitions, and the .cluster status file.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" || exit 1
 
 mk_start -o num.partitions=3,node.id=7
 assert_eq "" "$(ls "$MNT")" "ls of an empty mount"
