@@ -399,7 +399,7 @@ bench_startup() {
 
 # --- the table -----------------------------------------------------------------
 fmt() { # value -> printable
-	case $1 in n/a | ERR | "") echo "${1:-n/a}" ;; *) awk -v v="$1" 'BEGIN {
+	case $1 in n/a | ERR) echo "$1" ;; "") echo "-" ;; *) awk -v v="$1" 'BEGIN {
 		if (v >= 100) printf "%.0f", v; else if (v >= 10) printf "%.1f", v;
 		else printf "%.3g", v }' ;; esac
 }
@@ -417,7 +417,7 @@ ratio() { # LABEL NUM DEN: "LABEL 1.23x", no goal
 	awk -v l="$1" -v a="$2" -v b="$3" 'BEGIN { if (b == 0) printf "%s n/a", l; else printf "%s %.2fx", l, a / b }'
 }
 row() { # LABEL c1 c2 c3 c4 NOTES
-	printf '%-38s | %10s | %10s | %14s | %10s | %s\n' "$1" "$(fmt "$2")" "$(fmt "$3")" \
+	printf '%-38s | %17s | %16s | %14s | %10s | %s\n' "$1" "$(fmt "$2")" "$(fmt "$3")" \
 		"$(fmt "$4")" "$(fmt "$5")" "$6"
 }
 m() { median "$1"; }
@@ -431,12 +431,13 @@ table() {
 		"raw local fs (small records: write+fdatasync)"
 	echo "'ref:' rows: bulk: dd with O_DSYNC (durable per 128 KiB write) on passthrough_ll and raw;"
 	echo "   small records: passthrough_ll column = write+fdatasync per record, raw column = write() without fsync"
-	echo "cold read = after sync + drop_caches; warm = the same file read again at once"
+	echo "cold read = after sync + drop_caches; warm = the same file read again at once;" \
+		"'-' = not applicable, n/a = not measured"
 	echo "scheduling: ${RT[*]:-normal}${RT[*]:+ (SCHED_FIFO 1, BENCH_RT=1) for every measured process}"
 	echo
-	printf '%-38s | %10s | %10s | %14s | %10s | %s\n' workload "mk(always)" "mk(never)" \
+	printf '%-38s | %17s | %16s | %14s | %10s | %s\n' workload "minikafka(always)" "minikafka(never)" \
 		passthrough_ll raw "ratio(s) vs goal"
-	printf '%s\n' "$(printf '%.0s-' {1..130})"
+	printf '%s\n' "$(printf '%.0s-' {1..140})"
 	row "bulk append, cat >> (MB/s)" "$(m bulk.mk-always)" "$(m bulk.mk-never)" "$(m bulk.pt)" \
 		"$(m bulk.raw)" "$(goal 'always/pt' "$(m bulk.mk-always)" "$(m bulk.pt)" '>=' 1.0); $(ratio 'info: never/pt' "$(m bulk.mk-never)" "$(m bulk.pt)")"
 	row "  ref: O_DSYNC 128 KiB writes (dd)" "" "" "$(m bulk.pt-sync)" "$(m bulk.raw-sync)" \
