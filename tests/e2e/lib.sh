@@ -52,6 +52,9 @@ FSOP="$PY $E2E_DIR/fsop.py"
 
 log()  { printf '[%s %s] %s\n' "$TEST_NAME" "$(date +%T.%3N)" "$*" >&2; }
 fail() { printf '[%s] FAIL: %s\n' "$TEST_NAME" "$*" >&2; exit 1; }
+# soft_fail: report a failure but go on with the test (it still fails at exit).
+SOFT_FAILED=0
+soft_fail() { printf '[%s] FAIL: %s\n' "$TEST_NAME" "$*" >&2; SOFT_FAILED=1; }
 
 # --- preconditions: FUSE must work; never skip ---------------------------------
 [[ -c /dev/fuse ]] || fail "/dev/fuse is missing: FUSE is required, refusing to skip"
@@ -94,6 +97,7 @@ sanitizer_check() {
 cleanup() {
     local rc=$? p m i
     trap - EXIT TERM INT
+    [[ $rc == 0 && $SOFT_FAILED == 1 ]] && rc=1
     for p in "${HELPER_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
     for p in "${DAEMON_PIDS[@]}"; do alive "$p" && kill -TERM "$p" 2>/dev/null; done
     for i in $(seq 1 50); do

@@ -34,7 +34,7 @@ long_writer() { # long lines, split across writes by stdio buffering
 # A reader takes whole-file snapshots while the writers run: each must end at
 # a record boundary and extend the previous one (committed bytes never change).
 $PY - "$P" "$T/writers-done" >"$T/reader.out" 2>&1 <<'PYEOF' &
-import os, sys
+import os, sys, time
 path, flag = sys.argv[1], sys.argv[2]
 prev, n = b"", 0
 while not os.path.exists(flag) or n == 0:
@@ -46,6 +46,7 @@ while not os.path.exists(flag) or n == 0:
     if not data.startswith(prev):
         sys.exit("snapshot %d does not extend the previous one (%d -> %d bytes)" % (n, len(prev), len(data)))
     prev = data
+    time.sleep(0.02)
 print("reader: %d snapshots, all at record boundaries" % n)
 PYEOF
 READER=$!

@@ -74,13 +74,6 @@ snapshot >"$T/before"
 expect_errno EMSGSIZE appendlen "$P" 1001
 expect_errno EMSGSIZE append "$P" 'ok1\nok2\n'"$(printf 'y%.0s' {1..1500})"'\nok3\n'
 unchanged "oversized records refused (whole write)"
-# An oversized record built from several writes (held partial + more) is
-# refused too, and its held beginning is not committed later as a record.
-holder_open big "$P"
-hold big "w $(printf 'z%.0s' {1..600})"
-assert_eq EMSGSIZE "$(holder big "w $(printf 'z%.0s' {1..600})\n")" "600 held bytes + 600 more + \\n (message.max.bytes=1000)"
-holder big c >/dev/null
-unchanged "oversized record from two writes refused, nothing committed at close"
 
 # --- xattrs ----------------------------------------------------------------------------
 expect_errno EINVAL setxattr "$MNT/orders" user.partitions 1
