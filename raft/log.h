@@ -22,13 +22,13 @@
 struct rlog_blk;
 
 struct rlog {
-        struct raft_log_ops ops;
-        uint64_t u_off;          /* index of ents[head] */
-        struct raft_entry *ents; /* unstable entries: ents[head .. head+n) */
-        struct rlog_blk **blks;  /* payload block of each entry (or NULL) */
-        size_t head, n, cap;
-        uint64_t snap_index, snap_term; /* log start learned from a reset */
-        bool reset_pending;             /* reset not yet durable */
+    struct raft_log_ops ops;
+    uint64_t u_off;          /* index of ents[head] */
+    struct raft_entry *ents; /* unstable entries: ents[head .. head+n) */
+    struct rlog_blk **blks;  /* payload block of each entry (or NULL) */
+    size_t head, n, cap;
+    uint64_t snap_index, snap_term; /* log start learned from a reset */
+    bool reset_pending;             /* reset not yet durable */
 };
 
 int rlog_init(struct rlog *l, const struct raft_log_ops *ops);

@@ -94,43 +94,45 @@
 /* Legal transitions (asserted by the core's single transition function):
  *   FOLLOWER     -> PRECANDIDATE | CANDIDATE | FOLLOWER
  *   PRECANDIDATE -> PRECANDIDATE | CANDIDATE | FOLLOWER
- *   CANDIDATE    -> CANDIDATE | LEADER | FOLLOWER
- *   LEADER       -> FOLLOWER                                             */
+ *   CANDIDATE    -> PRECANDIDATE | CANDIDATE | LEADER | FOLLOWER
+ *   LEADER       -> FOLLOWER
+ * CANDIDATE is entered directly (no PreVote) on TIMEOUT_NOW or when
+ * pre_vote is off; a timed-out CANDIDATE starts over with a PreVote.      */
 enum raft_role {
-        RAFT_FOLLOWER = 0,
-        RAFT_PRECANDIDATE, /* PreVote phase: asks without bumping its term */
-        RAFT_CANDIDATE,
-        RAFT_LEADER,
+    RAFT_FOLLOWER = 0,
+    RAFT_PRECANDIDATE, /* PreVote phase: asks without bumping its term */
+    RAFT_CANDIDATE,
+    RAFT_LEADER,
 };
 
 /* ---- entries and configurations --------------------------------------- */
 
 enum raft_entry_type {
-        RAFT_ENTRY_NORMAL = 0, /* client payload */
-        RAFT_ENTRY_NOOP = 1,   /* appended by every new leader; empty */
-        RAFT_ENTRY_CONF = 2,   /* a whole new configuration, see raft_conf_decode */
+    RAFT_ENTRY_NORMAL = 0, /* client payload */
+    RAFT_ENTRY_NOOP = 1,   /* appended by every new leader; empty */
+    RAFT_ENTRY_CONF = 2,   /* a whole new configuration, see raft_conf_decode */
 };
 
 /* One log entry.  buf/len is an opaque payload; its owner depends on where
  * the entry appears (see MEMORY above).  The storage must keep type, term and
  * payload of every entry. */
 struct raft_entry {
-        uint64_t term;
-        uint64_t index;
-        uint8_t type; /* enum raft_entry_type */
-        const void *buf;
-        size_t len;
+    uint64_t term;
+    uint64_t index;
+    uint8_t type; /* enum raft_entry_type */
+    const void *buf;
+    size_t len;
 };
 
 struct raft_server {
-        uint64_t id; /* nonzero */
-        bool voter;  /* false: learner (replicated to, never counted) */
+    uint64_t id; /* nonzero */
+    bool voter;  /* false: learner (replicated to, never counted) */
 };
 
 /* A configuration: the set of servers of the group. */
 struct raft_conf {
-        unsigned n;
-        struct raft_server servers[RAFT_MAX_SERVERS];
+    unsigned n;
+    struct raft_server servers[RAFT_MAX_SERVERS];
 };
 
 /* Size of a RAFT_ENTRY_CONF payload for a configuration of n servers. */
@@ -148,17 +150,17 @@ int raft_conf_find(const struct raft_conf *conf, uint64_t id);
 /* ---- messages ---------------------------------------------------------- */
 
 enum raft_msg_type {
-        RAFT_MSG_APPEND = 1,     /* index/log_term: previous entry; entries; commit */
-        RAFT_MSG_APPEND_RESP,    /* reject=0: index = last index matching the leader */
-                                 /* reject=1: index = rejected prev index, hint_* set */
-        RAFT_MSG_HEARTBEAT,      /* commit = min(leader commit, follower match) */
-        RAFT_MSG_HEARTBEAT_RESP, /* proves liveness (CheckQuorum), unpauses probes */
-        RAFT_MSG_PREVOTE,        /* term = candidate's term + 1 (not adopted) */
-        RAFT_MSG_PREVOTE_RESP,
-        RAFT_MSG_VOTE,           /* index/log_term: candidate's last entry */
-        RAFT_MSG_VOTE_RESP,
-        RAFT_MSG_SNAPSHOT,       /* reset to log start: index/log_term, snap_* */
-        RAFT_MSG_TIMEOUT_NOW,    /* leadership transfer: campaign at once */
+    RAFT_MSG_APPEND = 1,     /* index/log_term: previous entry; entries; commit */
+    RAFT_MSG_APPEND_RESP,    /* reject=0: index = last index matching the leader */
+                             /* reject=1: index = rejected prev index, hint_* set */
+    RAFT_MSG_HEARTBEAT,      /* commit = min(leader commit, follower match) */
+    RAFT_MSG_HEARTBEAT_RESP, /* proves liveness (CheckQuorum), unpauses probes */
+    RAFT_MSG_PREVOTE,        /* term = candidate's term + 1 (not adopted) */
+    RAFT_MSG_PREVOTE_RESP,
+    RAFT_MSG_VOTE, /* index/log_term: candidate's last entry */
+    RAFT_MSG_VOTE_RESP,
+    RAFT_MSG_SNAPSHOT,    /* reset to log start: index/log_term, snap_* */
+    RAFT_MSG_TIMEOUT_NOW, /* leadership transfer: campaign at once */
 };
 #define RAFT_MSG_TYPES 11
 
@@ -166,20 +168,20 @@ enum raft_msg_type {
  * memory belongs to the producer (the core for outputs, the caller for
  * inputs to raft_step, which copies what it keeps). */
 struct raft_msg {
-        uint8_t type; /* enum raft_msg_type */
-        bool reject;  /* *_RESP: refused */
-        bool transfer; /* VOTE/PREVOTE: caused by TimeoutNow, ignores leases */
-        uint64_t from, to, term;
-        uint64_t index;    /* see enum raft_msg_type */
-        uint64_t log_term; /* term of index */
-        uint64_t commit;
-        uint64_t hint_index, hint_term; /* APPEND_RESP reject: fast back-off */
-        const struct raft_entry *entries;
-        size_t n_entries;
-        /* SNAPSHOT only: configuration at index, and opaque state data. */
-        struct raft_conf snap_conf;
-        const void *snap_data;
-        size_t snap_len;
+    uint8_t type;  /* enum raft_msg_type */
+    bool reject;   /* *_RESP: refused */
+    bool transfer; /* VOTE/PREVOTE: caused by TimeoutNow, ignores leases */
+    uint64_t from, to, term;
+    uint64_t index;    /* see enum raft_msg_type */
+    uint64_t log_term; /* term of index */
+    uint64_t commit;
+    uint64_t hint_index, hint_term; /* APPEND_RESP reject: fast back-off */
+    const struct raft_entry *entries;
+    size_t n_entries;
+    /* SNAPSHOT only: configuration at index, and opaque state data. */
+    struct raft_conf snap_conf;
+    const void *snap_data;
+    size_t snap_len;
 };
 
 /* ---- the log storage the caller implements ---------------------------- */
@@ -187,43 +189,53 @@ struct raft_msg {
 /* All indexes are Raft indexes.  The empty log has first = 1, last = 0.
  * After a reset to index s (or retention up to s): first = s + 1, last >= s.
  * The core only reads; it tolerates the first index moving forward between
- * calls.  It never reads indexes above the last one reported persisted. */
+ * calls, but only over entries already applied (rd.apply_hi), since a
+ * dropped prefix is taken as committed.  It never reads indexes above the
+ * last one reported persisted, nor during a reset not yet reported done.
+ *
+ * Mapping onto the partition's segment store: index = record offset + 1;
+ * term(i) comes from the term-start list (leader-epoch file); entries() is
+ * a range read; the Ready's "truncate after i-1 and append" is the store's
+ * truncate-suffix + append-batch; first/last index are first offset + 1 and
+ * next offset.  The store must also keep each entry's type (NORMAL, NOOP,
+ * CONF): NOOP and CONF entries are not records and must not be shown in the
+ * partition file (e.g. a flag in the dense index). */
 struct raft_log_ops {
-        void *ctx;
-        uint64_t (*first_index)(void *ctx);
-        uint64_t (*last_index)(void *ctx);
-        /* Term of the entry at index, for first-1 <= index <= last (at
-         * first-1: the term of the log start).  -ENOENT if not retained. */
-        int (*term)(void *ctx, uint64_t index, uint64_t *term);
-        /* Fill out[0..hi-lo) with the entries [lo, hi); all of them or
-         * -ENOENT if some are no longer retained.  Payload pointers stay owned
-         * by the storage (valid until it is modified). */
-        int (*entries)(void *ctx, uint64_t lo, uint64_t hi, struct raft_entry *out);
-        /* Optional (may be NULL: partitions have no state besides the log).
-         * The state-machine state as of first_index-1, sent to followers that
-         * are behind the log start.  *data valid until storage is modified. */
-        int (*snapshot)(void *ctx, const void **data, size_t *len);
+    void *ctx;
+    uint64_t (*first_index)(void *ctx);
+    uint64_t (*last_index)(void *ctx);
+    /* Term of the entry at index, for first-1 <= index <= last (at
+     * first-1: the term of the log start).  -ENOENT if not retained. */
+    int (*term)(void *ctx, uint64_t index, uint64_t *term);
+    /* Fill out[0..hi-lo) with the entries [lo, hi); all of them or
+     * -ENOENT if some are no longer retained.  Payload pointers stay owned
+     * by the storage (valid until it is modified). */
+    int (*entries)(void *ctx, uint64_t lo, uint64_t hi, struct raft_entry *out);
+    /* Optional (may be NULL: partitions have no state besides the log).
+     * The state-machine state as of first_index-1, sent to followers that
+     * are behind the log start.  *data valid until storage is modified. */
+    int (*snapshot)(void *ctx, const void **data, size_t *len);
 };
 
 /* ---- creating an instance --------------------------------------------- */
 
 struct raft_options {
-        uint64_t id; /* this server, nonzero */
-        /* Timeouts in ticks: election timeouts are drawn uniformly from
-         * [election_ticks, 2*election_ticks).  Defaults 10 and 1. */
-        unsigned election_ticks, heartbeat_ticks;
-        unsigned max_inflight;    /* APPENDs in flight per follower (default 64) */
-        unsigned max_msg_entries; /* entries per APPEND (default 4096) */
-        bool pre_vote, check_quorum;
-        uint64_t seed; /* seeds the core's PRNG (election timeouts) */
-        /* Persisted hard state (0, 0 for a new server). */
-        uint64_t term, vote;
-        /* Configuration as of the log start (first_index - 1): the bootstrap
-         * configuration of a new group, or the one of the last reset.  NULL
-         * (or n = 0) for a server that waits to be added by a leader.
-         * RAFT_ENTRY_CONF entries found in the log override it. */
-        const struct raft_conf *conf;
-        struct raft_log_ops log;
+    uint64_t id; /* this server, nonzero */
+    /* Timeouts in ticks: election timeouts are drawn uniformly from
+     * [election_ticks, 2*election_ticks).  Defaults 10 and 1. */
+    unsigned election_ticks, heartbeat_ticks;
+    unsigned max_inflight;    /* APPENDs in flight per follower (default 64) */
+    unsigned max_msg_entries; /* entries per APPEND (default 4096) */
+    bool pre_vote, check_quorum;
+    uint64_t seed; /* seeds the core's PRNG (election timeouts) */
+    /* Persisted hard state (0, 0 for a new server). */
+    uint64_t term, vote;
+    /* Configuration as of the log start (first_index - 1): the bootstrap
+     * configuration of a new group, or the one of the last reset.  NULL
+     * (or n = 0) for a server that waits to be added by a leader.
+     * RAFT_ENTRY_CONF entries found in the log override it. */
+    const struct raft_conf *conf;
+    struct raft_log_ops log;
 };
 
 struct raft;
@@ -240,8 +252,8 @@ int raft_step(struct raft *r, const struct raft_msg *m);
 
 /* A payload to propose (borrowed; copied by raft_propose). */
 struct raft_buf {
-        const void *buf;
-        size_t len;
+    const void *buf;
+    size_t len;
 };
 /* Append n entries of type NORMAL in the current term.  On success *index
  * (if not NULL) is the index of the first; the entries are committed iff
@@ -249,15 +261,18 @@ struct raft_buf {
 int raft_propose(struct raft *r, const struct raft_buf *bufs, size_t n, uint64_t *index);
 
 enum raft_conf_op {
-        RAFT_CONF_ADD_LEARNER = 1, /* id must not be in the configuration */
-        RAFT_CONF_ADD_VOTER,       /* add as voter, or promote a caught-up learner */
-        RAFT_CONF_REMOVE,          /* voter or learner; the last voter cannot go */
+    RAFT_CONF_ADD_LEARNER = 1, /* id must not be in the configuration */
+    RAFT_CONF_ADD_VOTER,       /* add as voter, or promote a caught-up learner */
+    RAFT_CONF_REMOVE,          /* voter or learner; the last voter cannot go */
 };
 /* Append a configuration entry.  It takes effect on every server as soon as
- * it is in its log.  -EBUSY until the previous change is committed and the
- * leader has committed an entry of its term; -EAGAIN when promoting a
- * learner that has not caught up with the commit index.  A leader that
- * removes itself steps down once the change is committed. */
+ * it is in its log (and is undone if that entry is truncated).  -EBUSY until
+ * the previous change is committed and the leader has committed an entry of
+ * its term; -EAGAIN when promoting a learner that has not caught up with the
+ * commit index.  A leader that removes itself keeps leading (without
+ * counting itself) until the change commits, then steps down.  A server
+ * whose latest configuration is uncommitted and excludes it still campaigns
+ * in the previous one, so that such a change can always be finished. */
 int raft_propose_conf(struct raft *r, enum raft_conf_op op, uint64_t id, uint64_t *index);
 
 /* Transfer leadership to voter `to`: brings it up to date, then sends it
@@ -268,7 +283,8 @@ int raft_transfer(struct raft *r, uint64_t to);
 
 /* The log is durable up to index, and the entry there has the given term.
  * Reports that no longer match the in-memory log (overtaken by a truncation)
- * are ignored. */
+ * are ignored, and so are reports made while a reset is pending: report
+ * writes in the order the Readys produced them (reset first). */
 int raft_persisted(struct raft *r, uint64_t index, uint64_t term);
 
 /* The reset of a previous Ready (rd.snap.index/term) is durable. */
@@ -277,19 +293,19 @@ int raft_reset_done(struct raft *r, uint64_t index, uint64_t term);
 /* ---- outputs ------------------------------------------------------------ */
 
 struct raft_ready {
-        bool hs_changed;
-        uint64_t term, vote; /* hard state to persist before sending */
-        bool reset;          /* reset the log to snap (see step 1 above) */
-        struct raft_msg snap; /* index, log_term, snap_conf, snap_data */
-        const struct raft_entry *entries; /* to append (after truncation) */
-        size_t n_entries;
-        const struct raft_msg *msgs;
-        size_t n_msgs;
-        uint64_t commit;           /* current commit index (informational) */
-        uint64_t apply_lo, apply_hi; /* committed, durable, not yet applied */
-        bool role_changed;
-        enum raft_role role;
-        uint64_t leader; /* known leader of the current term, or 0 */
+    bool hs_changed;
+    uint64_t term, vote;              /* hard state to persist before sending */
+    bool reset;                       /* reset the log to snap (see step 1 above) */
+    struct raft_msg snap;             /* index, log_term, snap_conf, snap_data */
+    const struct raft_entry *entries; /* to append (after truncation) */
+    size_t n_entries;
+    const struct raft_msg *msgs;
+    size_t n_msgs;
+    uint64_t commit;             /* current commit index (informational) */
+    uint64_t apply_lo, apply_hi; /* committed, durable, not yet applied */
+    bool role_changed;
+    enum raft_role role;
+    uint64_t leader; /* known leader of the current term, or 0 */
 };
 
 bool raft_has_ready(struct raft *r);
