@@ -13,6 +13,7 @@ int frame_split(size_t held_len, const char *data, size_t len, uint32_t max_reco
     out->complete = 0;
     out->nrec = 0;
     out->lens = NULL;
+    out->spans = false;
 
     size_t cap = 0;
     size_t start = 0; /* start in data of the current record (after held) */
@@ -23,8 +24,11 @@ int frame_split(size_t held_len, const char *data, size_t len, uint32_t max_reco
         if (!nl)
             break;
         size_t rec = carry + (size_t)(nl - (data + start)); /* without '\n' */
-        if (rec > max_record)
-            goto too_big;
+        if (rec > max_record) {
+            frame_free(out);
+            out->spans = carry > 0;
+            return -EMSGSIZE;
+        }
         if (out->nrec == cap) {
             cap = cap ? 2 * cap : 64;
             uint32_t *n = realloc(out->lens, cap * sizeof(*n));
@@ -41,13 +45,12 @@ int frame_split(size_t held_len, const char *data, size_t len, uint32_t max_reco
     }
     out->complete = out->nrec ? start : 0;
     /* The partial line that would be held afterwards must fit too. */
-    if (carry + (len - start) > max_record)
-        goto too_big;
+    if (carry + (len - start) > max_record) {
+        frame_free(out);
+        out->spans = true;
+        return -EMSGSIZE;
+    }
     return 0;
-
-too_big:
-    frame_free(out);
-    return -EMSGSIZE;
 }
 
 void frame_free(struct frame *f)

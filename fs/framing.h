@@ -8,6 +8,7 @@
 #ifndef MK_FRAMING_H
 #define MK_FRAMING_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,6 +16,8 @@ struct frame {
     size_t complete; /* bytes of `data` that end the last complete record */
     size_t nrec;     /* complete records (the first one starts with the held bytes) */
     uint32_t *lens;  /* nrec lengths, each including its '\n'; malloc'ed or NULL */
+    bool spans;      /* after -EMSGSIZE: the over-long record began in an earlier
+                        write (held bytes) or goes on past this one */
 };
 
 /* Splits held (held_len bytes already held) + data.  A record longer than

@@ -72,6 +72,7 @@ struct fh {
     size_t text_len;
     struct wreq *q_head, *q_tail; /* waiting, in order */
     bool busy;                    /* a request of this handle is in flight */
+    bool discard;                 /* refusing the rest of an over-long record */
     bool released;                /* RELEASE came while busy */
     struct fh *prev, *next;       /* all open handles */
 };
@@ -639,7 +640,23 @@ static void w_start(struct fs *f, struct fh *h, struct wreq *w)
         w_done(w, 0);
         return;
     }
+    if (h->discard) {
+        /* The rest of a record refused earlier (a writer retrying after a
+         * short write): refused too, up to and including its '\n'. */
+        if (memchr(w->data, '\n', w->len))
+            h->discard = false;
+        rc = -EMSGSIZE;
+        goto fail;
+    }
     rc = frame_split(h->held_len, w->data, w->len, c->message_max_bytes, &w->fr);
+    if (rc == -EMSGSIZE) {
+        /* Nothing of an over-long record is ever stored: its held start
+         * goes, and so does its rest if it continues in later writes (the
+         * kernel cuts a write() over 1 MiB into pieces, and refusing a later
+         * piece shows the writer a short write, which it retries). */
+        h->held_len = 0;
+        h->discard = w->fr.spans;
+    }
     if (rc < 0)
         goto fail;
     if (w->fr.nrec == 0) {

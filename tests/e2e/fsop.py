@@ -16,6 +16,7 @@ Ops:
   append PATH TEXT           open O_WRONLY|O_APPEND, one write(TEXT), close
                              (TEXT: Python escapes such as \\n are decoded)
   appendlen PATH N           one write of a record of N bytes ('x' * N + '\\n')
+  appendall PATH N           the same, retrying short writes as cat/dd/stdio do
   pwrite PATH OFFSET TEXT    open O_WRONLY (no O_APPEND), pwrite at OFFSET
   pread PATH OFFSET LEN      prints "OK <hex-free text length>" and the bytes
   stale TOPICDIR PART TEXT   open TOPICDIR/PART for append, rmdir TOPICDIR,
@@ -106,6 +107,15 @@ def main(argv):
     if op == "append":
         fd = os.open(a[0], os.O_WRONLY | os.O_APPEND)
         return write_all_then_close(fd, unescape(a[1]))
+    if op == "appendall":
+        fd = os.open(a[0], os.O_WRONLY | os.O_APPEND)
+        data, done = b"x" * int(a[1]) + b"\n", 0
+        try:
+            while done < len(data):
+                done += os.write(fd, data[done:])
+        finally:
+            os.close(fd)
+        return "OK %d" % done
     if op == "appendlen":
         fd = os.open(a[0], os.O_WRONLY | os.O_APPEND)
         return write_all_then_close(fd, b"x" * int(a[1]) + b"\n")

@@ -152,3 +152,23 @@ Test(framing, free_resets_the_frame)
     cr_assert_eq(fr.nrec, 0);
     cr_assert_eq(fr.complete, 0);
 }
+
+/* After a refusal, `spans` tells the file whether the refused record goes on
+ * beyond this write (its rest must be refused too) or was whole in it. */
+Test(framing, a_refused_record_whole_in_the_write_does_not_span)
+{
+    cr_assert_eq(split(0, "ok\ntoolong\n", 4), -EMSGSIZE);
+    cr_assert_not(fr.spans);
+}
+
+Test(framing, a_refused_record_with_held_bytes_spans)
+{
+    cr_assert_eq(split(3, "ab\n", 4), -EMSGSIZE);
+    cr_assert(fr.spans);
+}
+
+Test(framing, a_refused_unterminated_tail_spans)
+{
+    cr_assert_eq(split(0, "ok\ntoolong", 4), -EMSGSIZE);
+    cr_assert(fr.spans);
+}
