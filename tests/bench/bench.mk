@@ -2,8 +2,8 @@
 # Included by the top-level Makefile; see tests/bench/bench.sh for what is
 # measured. Not part of TEST_TARGETS: timings are printed, never judged.
 #
-#   make bench                 full run (~15-25 min, needs ~20 GB free disk)
-#   make bench BENCH_QUICK=1   smoke run (smaller sizes, fewer repetitions)
+#   make bench                 full run (~9 min on 2 cores, ~15 GB scratch disk)
+#   make bench BENCH_QUICK=1   smoke run (~35 s: 50 MB, 1 repetition, 1 GB start-up)
 
 BENCH_DIR   := $(BUILD)/bench
 BENCH_TOOLS := $(addprefix $(BENCH_DIR)/,writer checklog genlines waitsize)

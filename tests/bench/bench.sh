@@ -27,7 +27,8 @@
 # Environment: BENCH_BIN (tools, default build/bench), MK (default
 # build/minikafka; columns are n/a if it is missing), BENCH_QUICK=1 (smoke
 # run), BENCH_REPS, BENCH_SECS, BENCH_BULK_MB, BENCH_STARTUP_GB (e.g. "1 10")
-# to override sizes, BENCH_WORK (scratch dir, default build/bench/run).
+# to override sizes, BENCH_WORK (scratch dir, default build/bench/run),
+# BENCH_RT=1 (SCHED_FIFO for measured processes, see below).
 set -uo pipefail
 
 BENCH_BIN=$(realpath -m "${BENCH_BIN:-build/bench}")
