@@ -37,7 +37,7 @@ sim: $(BUILD)/sim/sim $(BUILD)/sim/sim-asan
 	 $(BUILD)/sim/sim --trace $$s > $(BUILD)/sim/trace.b; \
 	 cmp -s $(BUILD)/sim/trace.a $(BUILD)/sim/trace.b && \
 	 echo "sim: seed $$s (chaos, 7 nodes) replays byte for byte ($$(wc -l < $(BUILD)/sim/trace.a) trace lines)"
-	ASAN_OPTIONS=detect_leaks=1 $(BUILD)/sim/sim-asan --seeds 96 --start $(START) --jobs $(JOBS) -q
+	ASAN_OPTIONS=detect_leaks=1 $(BUILD)/sim/sim-asan --seeds 600 --start $(START) --jobs $(JOBS) -q
 
 sim-asan: $(BUILD)/sim/sim-asan
 	ASAN_OPTIONS=detect_leaks=1 $(BUILD)/sim/sim-asan --seeds $(SEEDS) --start $(START) --jobs $(JOBS)
