@@ -283,6 +283,7 @@ int part_append(struct part *p, const struct iovec *iov, int iovcnt, const uint3
     const struct mk_config *c = &p->b->cfg;
     int64_t now = sys_now_ms();
     int64_t ts = now > plog_active(&p->log)->last_ts ? now : plog_active(&p->log)->last_ts;
+    uint64_t before = plog_next_off(&p->log);
     int rc = plog_append(&p->log, p->term, ts, iov, iovcnt, lens, n,
                          (uint64_t)topic_config_get(&p->t->conf, c, TOPIC_SEGMENT_BYTES),
                          topic_config_get(&p->t->conf, c, TOPIC_SEGMENT_MS));
@@ -299,8 +300,9 @@ int part_append(struct part *p, const struct iovec *iov, int iovcnt, const uint3
     }
     rc = add_waiter(p, cb, arg);
     if (rc < 0) {
-        /* Cannot wait for it, so it must not stay. */
-        plog_truncate(&p->log, p->commit_off);
+        /* Cannot wait for it, so it must not stay; records appended before
+         * it belong to other waiters (a running job may be syncing them). */
+        plog_truncate(&p->log, before);
     }
     return rc;
 }
