@@ -164,7 +164,8 @@ static void sync_done(struct part *p, struct part_job *j)
             p->mtime_ms = sys_now_ms();
         }
         answer_committed(p);
-        if (p->wq_head)
+        /* Answering may have queued new waiters and started their job. */
+        if (p->wq_head && !p->sync_busy)
             job_start(p, &p->sync);
         return;
     }

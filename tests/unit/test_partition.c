@@ -635,3 +635,49 @@ Test(partition, status_lists_topics_and_partitions)
     cr_assert_not_null(strstr(text, " position.end=2 "));
     free(text);
 }
+
+/* A writer answered by the group commit often sends its next record at once:
+ * an append made from inside an acknowledgement must start exactly one new
+ * fdatasync job and be acknowledged in turn (the loop's one-request-at-a-time
+ * writers chain like this). */
+struct chain {
+    struct part *p;
+    int left, acked, status;
+};
+
+static void on_chain(void *arg, int status)
+{
+    struct chain *c = arg;
+    c->acked++;
+    if (status != 0)
+        c->status = status;
+    if (status == 0 && c->left-- > 0) {
+        static const char rec[] = "next\n";
+        uint32_t len = sizeof(rec) - 1;
+        struct iovec iov = {(void *)rec, len};
+        cr_assert_eq(part_append(c->p, &iov, 1, &len, 1, on_chain, c), 0);
+    }
+}
+
+Test(partition, an_append_from_an_acknowledgement_is_committed_in_turn)
+{
+    open_broker();
+    struct part *p = make_topic("t");
+    /* A second append queued behind the first, so that the first job ends
+     * with waiters left over while the chain adds more. */
+    struct chain c = {.p = p, .left = 20};
+    struct ack other = {0};
+    static const char rec[] = "first\n";
+    uint32_t len = sizeof(rec) - 1;
+    struct iovec iov = {(void *)rec, len};
+    cr_assert_eq(part_append(p, &iov, 1, &len, 1, on_chain, &c), 0);
+    cr_assert_eq(append(p, "other\n", &other), 0);
+    for (int i = 0; i < 2000 && (c.acked < 21 || other.calls < 1); i++)
+        uv_run(&loop, UV_RUN_ONCE);
+    cr_assert_eq(c.status, 0);
+    cr_assert_eq(c.acked, 21);
+    cr_assert_eq(other.calls, 1);
+    struct part_info pi;
+    part_info(p, &pi);
+    cr_assert_eq(pi.next_off, 22);
+}
