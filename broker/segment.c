@@ -139,14 +139,20 @@ int seg_parse_name(const char *name, uint64_t *base_off)
 
 /* ---------------------------------------------------------- open / create */
 
+/* Clears s (no descriptors) and builds its two paths (PATH_MAX each). */
+static int seg_begin(struct segment *s, const char *dir, uint64_t base_off, char *lp, char *ip)
+{
+    memset(s, 0, sizeof(*s));
+    s->log_fd = s->idx_fd = -1;
+    int rc = seg_path(lp, PATH_MAX, dir, base_off, "log");
+    return rc < 0 ? rc : seg_path(ip, PATH_MAX, dir, base_off, "idx");
+}
+
 int seg_create(struct segment *s, const char *dir, uint64_t base_off, uint64_t base_pos)
 {
     char lp[PATH_MAX], ip[PATH_MAX];
-    int rc;
-    memset(s, 0, sizeof(*s));
-    s->log_fd = s->idx_fd = -1;
-    if ((rc = seg_path(lp, sizeof(lp), dir, base_off, "log")) < 0 ||
-        (rc = seg_path(ip, sizeof(ip), dir, base_off, "idx")) < 0)
+    int rc = seg_begin(s, dir, base_off, lp, ip);
+    if (rc < 0)
         return rc;
     s->base_off = base_off;
     s->base_pos = base_pos;
@@ -187,11 +193,8 @@ int seg_open(struct segment *s, const char *dir, uint64_t base_off)
 {
     char lp[PATH_MAX], ip[PATH_MAX];
     struct stat st;
-    int rc;
-    memset(s, 0, sizeof(*s));
-    s->log_fd = s->idx_fd = -1;
-    if ((rc = seg_path(lp, sizeof(lp), dir, base_off, "log")) < 0 ||
-        (rc = seg_path(ip, sizeof(ip), dir, base_off, "idx")) < 0)
+    int rc = seg_begin(s, dir, base_off, lp, ip);
+    if (rc < 0)
         return rc;
     s->log_fd = sysio.open(lp, O_RDWR, 0);
     if (s->log_fd < 0)
