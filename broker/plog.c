@@ -34,6 +34,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -354,13 +355,16 @@ int plog_append(struct plog *l, uint64_t term, int64_t ts, const struct iovec *i
 
 /* ------------------------------------------------------------------ lookup */
 
-/* Index of the segment holding offset off (off within [first, next)). */
-static size_t seg_for_off(const struct plog *l, uint64_t off)
+/* Index of the last segment whose field at `key` (base_off or base_pos) is
+ * <= v: the segment holding offset or position v. */
+static size_t seg_search(const struct plog *l, size_t key, uint64_t v)
 {
     size_t lo = 0, hi = l->nsegs - 1;
     while (lo < hi) {
         size_t mid = lo + (hi - lo + 1) / 2;
-        if (l->segs[mid].base_off <= off)
+        uint64_t base;
+        memcpy(&base, (const char *)&l->segs[mid] + key, sizeof(base));
+        if (base <= v)
             lo = mid;
         else
             hi = mid - 1;
@@ -368,17 +372,14 @@ static size_t seg_for_off(const struct plog *l, uint64_t off)
     return lo;
 }
 
+static size_t seg_for_off(const struct plog *l, uint64_t off)
+{
+    return seg_search(l, offsetof(struct segment, base_off), off);
+}
+
 static size_t seg_for_pos(const struct plog *l, uint64_t pos)
 {
-    size_t lo = 0, hi = l->nsegs - 1;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo + 1) / 2;
-        if (l->segs[mid].base_pos <= pos)
-            lo = mid;
-        else
-            hi = mid - 1;
-    }
-    return lo;
+    return seg_search(l, offsetof(struct segment, base_pos), pos);
 }
 
 int plog_locate(const struct plog *l, uint64_t pos, size_t size, int *fd, uint64_t *fdoff,

@@ -881,6 +881,19 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
         fuse_reply_buf(req, buf, len);
 }
 
+/* Why an attribute that is not a topic setting cannot be set or removed:
+ * the node is gone, the attribute is a read-only partition one, or it does
+ * not exist (`unknown`: ENOTSUP for set, ENODATA for remove). */
+static int change_refused(const struct node *n, const char *name, int unknown)
+{
+    char tmp[64];
+    if (n->kind == N_NONE)
+        return -ENOENT;
+    if (n->kind == N_PART && part_attr(n->p, name, tmp, sizeof(tmp)) == 0)
+        return -EPERM;
+    return unknown;
+}
+
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
                         size_t size, int flags)
 {
@@ -888,12 +901,9 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
     struct fs *f = req_fs(req);
     struct node n = resolve(f, ino);
     int rc;
-    if (n.kind == N_NONE) {
-        rc = -ENOENT;
-    } else if (n.kind == N_PART) {
-        char tmp[64];
-        rc = part_attr(n.p, name, tmp, sizeof(tmp)) == 0 ? -EPERM : -ENOTSUP;
-    } else if (n.kind == N_TOPIC && !strncmp(name, "user.", 5)) {
+    if (n.kind != N_TOPIC || strncmp(name, "user.", 5) != 0) {
+        rc = change_refused(&n, name, -ENOTSUP);
+    } else {
         char val[64];
         if (size >= sizeof(val)) {
             rc = -EINVAL;
@@ -906,8 +916,6 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
             if (rc == -ENOENT)
                 rc = -ENOTSUP;
         }
-    } else {
-        rc = -ENOTSUP;
     }
     fuse_reply_err(req, -rc);
 }
@@ -917,17 +925,12 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
     struct fs *f = req_fs(req);
     struct node n = resolve(f, ino);
     int rc;
-    if (n.kind == N_NONE) {
-        rc = -ENOENT;
-    } else if (n.kind == N_PART) {
-        char tmp[64];
-        rc = part_attr(n.p, name, tmp, sizeof(tmp)) == 0 ? -EPERM : -ENODATA;
-    } else if (n.kind == N_TOPIC && !strncmp(name, "user.", 5)) {
+    if (n.kind != N_TOPIC || strncmp(name, "user.", 5) != 0) {
+        rc = change_refused(&n, name, -ENODATA);
+    } else {
         rc = topic_unset(f->b, n.t, name + 5);
         if (rc == -ENOENT)
             rc = -ENODATA;
-    } else {
-        rc = -ENODATA;
     }
     fuse_reply_err(req, -rc);
 }
