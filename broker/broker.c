@@ -5,9 +5,19 @@
  * DATA DIRECTORY
  *   DATA/.lock        flock()ed by the running daemon, holds its pid: a
  *                     second daemon on the same directory is refused
- *   DATA/meta         "format=1", "node.id=N", "next.topic.id=N" (atomic)
+ *   DATA/meta         "format=1", "node.id=N", "next.topic.id=N", and once
+ *                     the mount root was chmod'ed/chown'ed "root.uid=N",
+ *                     "root.gid=N", "root.mode=OCTAL" (atomic; rewritten
+ *                     only when its content changes, so a start on a full
+ *                     disk writes nothing)
  *   DATA/topics/NAME  one directory per topic (topic.c)
- *   DATA/trash/       topics being created or deleted; emptied at start
+ *   DATA/trash/       topics being created (new-ID) or deleted (del-ID);
+ *                     those are removed at start, anything else there is
+ *                     left alone (minikafka deletes only what it made)
+ *   DATA/minikafka.log  the daemon's log (log.h)
+ *
+ * A directory without a meta file is adopted only if it is empty (see
+ * broker_dir_check): a mistyped path never has its files taken over.
  *
  * HOUSEKEEPING runs once a second on the loop: per partition, roll by age,
  * retention, and an index checkpoint when the commit point moved.
@@ -60,13 +70,80 @@ bool broker_busy(const struct broker *b)
 
 /* ------------------------------------------------------------------- meta */
 
+const struct mk_owner *broker_root_owner(const struct broker *b)
+{
+    return &b->root;
+}
+
+static int meta_format(const struct broker *b, const struct mk_owner *root, bool root_set,
+                       uint64_t next_id, char **out)
+{
+    char *buf;
+    int len = asprintf(&buf, "format=1\nnode.id=%" PRIu32 "\nnext.topic.id=%" PRIu64 "\n",
+                       b->cfg.node_id, next_id);
+    if (len >= 0 && root_set) {
+        char *more;
+        len = asprintf(&more, "%sroot.uid=%" PRIu32 "\nroot.gid=%" PRIu32 "\nroot.mode=%04o\n",
+                       buf, root->uid, root->gid, (unsigned)root->mode);
+        free(buf);
+        buf = more;
+    }
+    if (len < 0)
+        return -ENOMEM;
+    *out = buf;
+    return 0;
+}
+
+/* Replaces DATA/meta with text (owned, kept as b->meta_text on success)
+ * unless it already holds exactly that. */
+static int meta_store(struct broker *b, char *text)
+{
+    if (b->meta_text && !strcmp(b->meta_text, text)) {
+        free(text);
+        return 0;
+    }
+    int rc = sys_write_atomic(b->data_dir, "meta", text, strlen(text));
+    if (rc < 0) {
+        free(text);
+        return rc;
+    }
+    free(b->meta_text);
+    b->meta_text = text;
+    return 0;
+}
+
 int broker_write_meta(struct broker *b)
 {
-    char buf[128];
-    int len =
-        snprintf(buf, sizeof(buf), "format=1\nnode.id=%" PRIu32 "\nnext.topic.id=%" PRIu64 "\n",
-                 b->cfg.node_id, b->next_topic_id);
-    return sys_write_atomic(b->data_dir, "meta", buf, (size_t)len);
+    char *text;
+    int rc = meta_format(b, &b->root, b->root_set, b->next_topic_id, &text);
+    return rc < 0 ? rc : meta_store(b, text);
+}
+
+int broker_set_root_owner(struct broker *b, const struct mk_owner *o)
+{
+    char *text;
+    int rc = meta_format(b, o, true, b->next_topic_id, &text);
+    if (rc == 0)
+        rc = meta_store(b, text);
+    if (rc == 0) {
+        b->root = *o;
+        b->root_set = true;
+    }
+    return rc;
+}
+
+/* Octal permission bits, as chmod writes them. */
+static int parse_mode(const char *s, uint32_t *out)
+{
+    char *end;
+    if (!*s || strlen(s) > 5)
+        return -EINVAL;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 8);
+    if (errno || *end || v > 07777)
+        return -EINVAL;
+    *out = (uint32_t)v;
+    return 0;
 }
 
 static int read_meta(struct broker *b)
@@ -81,21 +158,25 @@ static int read_meta(struct broker *b)
     }
     if (rc < 0)
         return rc;
+    b->meta_text = strdup(buf);
+    if (!b->meta_text) {
+        free(buf);
+        return -ENOMEM;
+    }
     char *save = NULL;
     for (char *line = strtok_r(buf, "\n", &save); line && rc == 0;
          line = strtok_r(NULL, "\n", &save)) {
         int64_t v;
         if (!strncmp(line, "format=", 7)) {
             if (strcmp(line + 7, "1") != 0) {
-                fprintf(stderr, "minikafka: %s: unknown format %s\n", path, line + 7);
+                mk_log(MK_ERROR, "%s: unknown format %s", path, line + 7);
                 rc = -EPROTO;
             }
         } else if (!strncmp(line, "node.id=", 8)) {
             if (cfg_parse_i64(line + 8, 0, INT32_MAX, &v) < 0) {
                 rc = -EBADMSG;
             } else if ((uint32_t)v != b->cfg.node_id) {
-                fprintf(stderr,
-                        "minikafka: %s belongs to node.id=%" PRId64 ", not node.id=%" PRIu32 "\n",
+                mk_log(MK_ERROR, "%s belongs to node.id=%" PRId64 ", not node.id=%" PRIu32,
                         b->data_dir, v, b->cfg.node_id);
                 rc = -EINVAL;
             }
@@ -104,13 +185,89 @@ static int read_meta(struct broker *b)
                 rc = -EBADMSG;
             else
                 b->next_topic_id = (uint64_t)v;
+        } else if (!strncmp(line, "root.uid=", 9) || !strncmp(line, "root.gid=", 9)) {
+            if (cfg_parse_i64(line + 9, 0, UINT32_MAX, &v) < 0)
+                rc = -EBADMSG;
+            else if (line[5] == 'u')
+                b->root.uid = (uint32_t)v;
+            else
+                b->root.gid = (uint32_t)v;
+            b->root_set = true;
+        } else if (!strncmp(line, "root.mode=", 10)) {
+            if (parse_mode(line + 10, &b->root.mode) < 0)
+                rc = -EBADMSG;
+            b->root_set = true;
         } else {
             rc = -EBADMSG;
         }
     }
     free(buf);
     if (rc == -EBADMSG)
-        fprintf(stderr, "minikafka: %s: unreadable\n", path);
+        mk_log(MK_ERROR, "%s: unreadable", path);
+    return rc;
+}
+
+/* -------------------------------------------------------- whose directory */
+
+/* Files a start may leave before meta exists (lock taken, log opened, meta
+ * being written) and what a fresh file system holds. */
+static bool harmless_entry(const char *name)
+{
+    static const char *const ok[] = {".", "..", "lost+found", ".lock", "meta.tmp",
+                                     "minikafka.log", "minikafka.log.1"};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+        if (!strcmp(name, ok[i]))
+            return true;
+    return false;
+}
+
+int broker_dir_check(const char *data_dir)
+{
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof(path), "%s/meta", data_dir) >= (int)sizeof(path))
+        return -ENAMETOOLONG;
+    if (access(path, F_OK) == 0)
+        return 0;
+    if (errno != ENOENT)
+        return -errno;
+    DIR *d = opendir(data_dir);
+    if (!d)
+        return -errno;
+    int rc = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL && rc == 0)
+        if (!harmless_entry(de->d_name))
+            rc = -ENOTEMPTY;
+    closedir(d);
+    return rc;
+}
+
+/* Removes what an interrupted create (new-ID) or delete (del-ID) left in
+ * the trash; leaves anything else there, once logged. */
+static int empty_trash(struct broker *b)
+{
+    DIR *d = opendir(b->trash_dir);
+    if (!d)
+        return -errno;
+    int rc = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        const char *n = de->d_name;
+        int64_t id;
+        if (!strcmp(n, ".") || !strcmp(n, ".."))
+            continue;
+        if ((strncmp(n, "new-", 4) && strncmp(n, "del-", 4)) ||
+            cfg_parse_i64(n + 4, 1, INT64_MAX, &id) < 0) {
+            mk_log(MK_WARN, "leaving %s/%s alone: not made by minikafka", b->trash_dir, n);
+            continue;
+        }
+        char sub[PATH_MAX];
+        snprintf(sub, sizeof(sub), "%s/%s", b->trash_dir, n);
+        int r = sys_remove_tree(sub);
+        if (r < 0 && rc == 0)
+            rc = r;
+    }
+    closedir(d);
     return rc;
 }
 
@@ -174,7 +331,7 @@ static int load_topics(struct broker *b)
         if (de->d_name[0] == '.')
             continue;
         if (topic_name_check(de->d_name) < 0) {
-            fprintf(stderr, "minikafka: ignoring %s/%s: not a topic name\n", b->topics_dir,
+            mk_log(MK_WARN, "ignoring %s/%s: not a topic name", b->topics_dir,
                     de->d_name);
             continue;
         }
@@ -226,6 +383,7 @@ static void broker_free(struct broker *b, bool flush)
         close(b->lock_fd);
     free(b->topics_dir);
     free(b->trash_dir);
+    free(b->meta_text);
     free(b->data_dir);
     free(b);
 }
@@ -239,10 +397,16 @@ int broker_open(struct broker **out, const char *data_dir, const struct mk_confi
         return -ENOMEM;
     b->cfg = *cfg;
     b->lock_fd = -1;
+    b->root = (struct mk_owner){.uid = geteuid(), .gid = getegid(), .mode = 0755};
     b->started_ms = sys_now_ms();
     b->data_dir = realpath(data_dir, NULL);
     if (!b->data_dir) {
         rc = -errno;
+        free(b);
+        return rc;
+    }
+    if ((rc = broker_dir_check(b->data_dir)) < 0) {
+        free(b->data_dir);
         free(b);
         return rc;
     }
@@ -260,9 +424,10 @@ int broker_open(struct broker **out, const char *data_dir, const struct mk_confi
     if (((rc = sysio.mkdir(b->topics_dir, 0755)) < 0 && rc != -EEXIST) ||
         ((rc = sysio.mkdir(b->trash_dir, 0755)) < 0 && rc != -EEXIST))
         goto err;
-    /* Whatever is in the trash was being created or deleted: finish it. */
-    if ((rc = sys_remove_tree(b->trash_dir)) < 0 || (rc = sysio.mkdir(b->trash_dir, 0755)) < 0)
-        goto err;
+    /* What is in the trash was being created or deleted: finish it.  A
+     * failure to remove is no reason not to start (a full disk, say). */
+    if ((rc = empty_trash(b)) < 0)
+        mk_log(MK_WARN, "emptying %s: %s", b->trash_dir, strerror(-rc));
     if ((rc = load_topics(b)) < 0)
         goto err;
     if (b->ntopics > 1)

@@ -12,6 +12,7 @@
 #define MK_BROKER_H
 
 #include "broker/config.h"
+#include "broker/log.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -26,6 +27,21 @@ struct topic;
 struct part;
 
 /* ------------------------------------------------------------------ broker */
+
+/* The owner and permission bits (st_mode & 07777) of a directory of the
+ * tree: the mount root or a topic.  A topic's partitions show the topic's
+ * owner and its mode & 0666. */
+struct mk_owner {
+    uint32_t uid, gid;
+    uint32_t mode;
+};
+
+/* Whether data_dir may be used: 0 when it is a minikafka data dir (it has a
+ * meta file) or is empty (only lost+found, or the remains of a start cut
+ * short: .lock, meta.tmp, minikafka.log*); -ENOTEMPTY when it holds anything
+ * else, so that a wrong path never has its files adopted (or deleted);
+ * another negative errno when it cannot be read.  Creates nothing. */
+int broker_dir_check(const char *data_dir);
 
 /* Locks data_dir (-EBUSY with *holder = the pid of another minikafka that
  * holds it), creates its layout if needed, and opens every topic, recovering
@@ -53,6 +69,11 @@ bool broker_busy(const struct broker *b);
 void broker_close(struct broker *b);
 
 const struct mk_config *broker_config(const struct broker *b);
+
+/* The mount root's owner and mode (default: the daemon's euid/egid, 0755);
+ * set persists it in DATA/meta. */
+const struct mk_owner *broker_root_owner(const struct broker *b);
+int broker_set_root_owner(struct broker *b, const struct mk_owner *o);
 const char *broker_data_dir(const struct broker *b);
 
 /* Recovery figures of the last open, for the log line at start. */
@@ -68,9 +89,10 @@ int broker_status(const struct broker *b, char **text, size_t *len);
 /* ------------------------------------------------------------------ topics */
 
 /* Creates a topic with num.partitions partitions, durably (all files fsynced
- * and renamed into place in one step).  -EINVAL/-ENAMETOOLONG (name),
- * -EEXIST, -ENOSPC ... */
-int topic_create(struct broker *b, const char *name, struct topic **out);
+ * and renamed into place in one step), owned by *own (NULL: the mount root's
+ * owner, mode 0755).  -EINVAL/-ENAMETOOLONG (name), -EEXIST, -ENOSPC ... */
+int topic_create(struct broker *b, const char *name, const struct mk_owner *own,
+                 struct topic **out);
 
 /* Deletes a topic: it disappears at once; its partitions answer -ESTALE to
  * holders; its files are removed in the background. */
@@ -86,6 +108,9 @@ uint64_t topic_id(const struct topic *t); /* >= 1, never reused */
 uint32_t topic_partitions(const struct topic *t);
 int64_t topic_created_ms(const struct topic *t);
 struct part *topic_part(const struct topic *t, uint32_t i);
+const struct mk_owner *topic_owner(const struct topic *t);
+/* Changes owner and mode durably (the topic file is rewritten atomically). */
+int topic_set_owner(struct broker *b, struct topic *t, const struct mk_owner *o);
 
 /* Topic settings by Kafka name ("partitions", "retention.ms", ...).
  * get: decimal text of the effective value; -ENOENT for unknown names.

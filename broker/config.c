@@ -66,17 +66,17 @@ int cfg_set(struct mk_config *c, const char *key, const char *value, const char 
         c->segment_bytes = v;
     } else if (!strcmp(key, "log.segment.ms")) {
         *why = "a positive integer (milliseconds)";
-        if (cfg_parse_i64(value, 1, INT64_MAX / 2, &v) < 0)
+        if (cfg_parse_i64(value, 1, INT64_MAX, &v) < 0)
             return -EINVAL;
         c->segment_ms = v;
     } else if (!strcmp(key, "log.retention.ms")) {
         *why = "-1 (forever) or a non-negative integer (milliseconds)";
-        if (cfg_parse_i64(value, -1, INT64_MAX / 2, &v) < 0)
+        if (cfg_parse_i64(value, -1, INT64_MAX, &v) < 0)
             return -EINVAL;
         c->retention_ms = v;
     } else if (!strcmp(key, "log.retention.bytes")) {
         *why = "-1 (no limit) or a non-negative integer (bytes)";
-        if (cfg_parse_i64(value, -1, INT64_MAX / 2, &v) < 0)
+        if (cfg_parse_i64(value, -1, INT64_MAX, &v) < 0)
             return -EINVAL;
         c->retention_bytes = v;
     } else if (!strcmp(key, "message.max.bytes")) {
@@ -116,11 +116,11 @@ int topic_config_check(int idx, const char *value, int64_t *out)
     switch (idx) {
     case TOPIC_RETENTION_MS:
     case TOPIC_RETENTION_BYTES:
-        return cfg_parse_i64(value, -1, INT64_MAX / 2, out);
+        return cfg_parse_i64(value, -1, INT64_MAX, out);
     case TOPIC_SEGMENT_BYTES:
         return cfg_parse_i64(value, SEG_BYTES_MIN, SEG_BYTES_MAX, out);
     case TOPIC_SEGMENT_MS:
-        return cfg_parse_i64(value, 1, INT64_MAX / 2, out);
+        return cfg_parse_i64(value, 1, INT64_MAX, out);
     }
     return -ENOENT;
 }

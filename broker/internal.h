@@ -49,6 +49,7 @@ struct topic {
     char *dir; /* DATA/topics/NAME */
     uint64_t id;
     int64_t created_ms;
+    struct mk_owner owner;
     struct topic_config conf;
     uint32_t nparts;
     struct part **parts;
@@ -60,6 +61,9 @@ struct broker {
     char *data_dir, *topics_dir, *trash_dir;
     int lock_fd;
     uint64_t next_topic_id;
+    struct mk_owner root;
+    bool root_set;   /* root owner/mode chosen by chmod/chown: kept in meta */
+    char *meta_text; /* what DATA/meta holds now (rewritten only on change) */
     struct topic **topics;
     size_t ntopics, cap;
     uv_timer_t timer;

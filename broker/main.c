@@ -5,10 +5,14 @@
  *
  * LIFE OF THE PROCESS
  *   1. parse options (ours by Kafka name, the rest go to FUSE);
- *   2. open the broker: lock DATA_DIR, recover every partition's tail — any
- *      error is printed on the terminal before we fork;
+ *   2. check the paths (mount point a free directory, a dead minikafka mount
+ *      on it cleaned up; data dir ours or empty, not nested with the mount
+ *      point) and FUSE's options, then open the log and the broker: lock
+ *      DATA_DIR, recover every partition's tail — any error is printed on
+ *      the terminal before we fork;
  *   3. mount, then daemonize unless -f (the parent exits once mounted);
  *   4. run the loop: FUSE requests, thread-pool completions, housekeeping;
+ *      SIGHUP reopens the log file;
  *   5. on SIGINT/SIGTERM or unmount: stop taking requests, commit held
  *      partial lines, let every running fdatasync finish and answer its
  *      writers, flush and checkpoint every partition, unmount, exit 0.
@@ -24,37 +28,47 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <fcntl.h>
+#include <stdbool.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
+
+static const char usage_line[] = "usage: minikafka [-f] [-o opt[,opt...]] DATA_DIR MOUNTPOINT";
 
 static const char usage[] =
     "usage: minikafka [-f] [-o opt[,opt...]] DATA_DIR MOUNTPOINT\n"
     "\n"
     "Mounts the message log kept in DATA_DIR on MOUNTPOINT: topics are\n"
     "directories, partitions are files; append a line to produce a record,\n"
-    "read the file to consume.\n"
+    "read the file to consume.  DATA_DIR must be a minikafka data dir or empty\n"
+    "(it is created if missing); it may not be inside MOUNTPOINT nor the reverse.\n"
     "\n"
     "  -f                       stay in the foreground (Ctrl-C unmounts)\n"
     "  -h, --help               this text\n"
     "  -V, --version            version\n"
-    "  -o num.partitions=N      partitions of a new topic (1)\n"
-    "  -o log.segment.bytes=N   roll segments at this size (1073741824)\n"
+    "  -o num.partitions=N      partitions of a new topic, 1..100000 (1)\n"
+    "  -o log.segment.bytes=N   roll segments at this size, 64..2^40 (1073741824)\n"
     "  -o log.segment.ms=N      roll segments at this age (604800000)\n"
     "  -o log.retention.ms=N    delete segments older than this, -1 never (604800000)\n"
     "  -o log.retention.bytes=N keep about this many bytes per partition, -1 all (-1)\n"
-    "  -o message.max.bytes=N   longest record in bytes, newline excluded (1048588)\n"
+    "  -o message.max.bytes=N   longest record in bytes, newline excluded,\n"
+    "                           1..67108864 (64 MiB) (1048588)\n"
     "  -o fsync=always|never    acknowledge writes once fsynced (always) or once\n"
     "                           in the page cache (never)\n"
-    "  -o node.id=N             this node's id (1)\n"
-    "  -o allow_other,...       any other option is passed to FUSE (see mount.fuse3(8))\n"
+    "  -o node.id=N             this node's id, 0..2147483647 (1)\n"
+    "  -o allow_other,...       any other option is passed to FUSE (see mount.fuse3(8));\n"
+    "                           allow_other and allow_root imply default_permissions\n"
     "\n"
-    "Stop with fusermount3 -u MOUNTPOINT, SIGTERM or Ctrl-C.\n";
+    "Logs go to DATA_DIR/minikafka.log (and, without -f, warnings to syslog);\n"
+    "SIGHUP reopens it.  Stop with fusermount3 -u MOUNTPOINT, SIGTERM or Ctrl-C.\n";
 
 enum { KEY_HELP, KEY_VERSION, KEY_FG };
 
 struct cli {
     int foreground, help, version, bad;
+    int allow_other, default_permissions;
     char *data, *mnt;
     struct mk_config cfg;
 };
@@ -79,13 +93,17 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *out)
         else if (!c->mnt)
             c->mnt = strdup(arg);
         else {
-            fprintf(stderr, "minikafka: unexpected argument '%s'\n", arg);
+            fprintf(stderr, "minikafka: unexpected argument '%s' (%s)\n", arg, usage_line);
             c->bad = 1;
             return -1;
         }
         return 0;
     case FUSE_OPT_KEY_OPT: {
         const char *eq = strchr(arg, '=');
+        if (!strcmp(arg, "allow_other") || !strcmp(arg, "allow_root"))
+            c->allow_other = 1;
+        if (!strcmp(arg, "default_permissions"))
+            c->default_permissions = 1;
         if (!eq)
             return 1; /* a FUSE flag such as allow_other */
         char name[128];
@@ -99,7 +117,8 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *out)
         if (rc == -ENOENT)
             return 1;
         if (rc < 0) {
-            fprintf(stderr, "minikafka: bad value '%s' for %s: want %s\n", eq + 1, name, why);
+            fprintf(stderr, "minikafka: bad value '%s' for %s: want %s (see --help)\n", eq + 1,
+                    name, why);
             c->bad = 1;
             return -1;
         }
@@ -115,11 +134,189 @@ static const struct fuse_opt spec[] = {
     FUSE_OPT_KEY("-f", KEY_FG),      FUSE_OPT_END,
 };
 
+/* ------------------------------------------------------------ the paths */
+
+/* Whether path is dir or below it (both absolute, resolved). */
+static bool path_within(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+    if (n == 1)
+        return true; /* "/" */
+    return !strncmp(path, dir, n) && (path[n] == '\0' || path[n] == '/');
+}
+
+/* path made absolute and resolved, also when its last component does not
+ * exist or is a dead mount (whose stat fails): then its parent is resolved
+ * and the name appended. */
+static int resolve(const char *path, char *out)
+{
+    if (realpath(path, out))
+        return 0;
+    int err = errno;
+    if (err != ENOENT && err != ENOTCONN)
+        return -err;
+    char tmp[PATH_MAX], rdir[PATH_MAX];
+    if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
+        return -ENAMETOOLONG;
+    size_t n = strlen(tmp);
+    while (n > 1 && tmp[n - 1] == '/')
+        tmp[--n] = '\0';
+    char *slash = strrchr(tmp, '/');
+    const char *base = slash ? slash + 1 : tmp;
+    const char *dir = !slash ? "." : slash == tmp ? "/" : (*slash = '\0', tmp);
+    if (!*base || !strcmp(base, ".") || !strcmp(base, "..") || !realpath(dir, rdir))
+        return -err;
+    if (snprintf(out, PATH_MAX, "%s/%s", strcmp(rdir, "/") ? rdir : "", base) >= PATH_MAX)
+        return -ENAMETOOLONG;
+    return 0;
+}
+
+/* Undoes the escapes of a /proc/self/mountinfo field (\040 for a blank). */
+static void unescape(char *s)
+{
+    char *d = s;
+    for (; *s; s++) {
+        if (s[0] == '\\' && s[1] >= '0' && s[1] <= '7' && s[2] >= '0' && s[2] <= '7' &&
+            s[3] >= '0' && s[3] <= '7') {
+            *d++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+            s += 3;
+        } else {
+            *d++ = *s;
+        }
+    }
+    *d = '\0';
+}
+
+/* The file system type of the topmost mount on path ("" when path is no
+ * mount point). */
+static void mount_type(const char *path, char *type, size_t n)
+{
+    type[0] = '\0';
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    if (!f)
+        return;
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, f) > 0) {
+        /* id parent major:minor root MOUNTPOINT options... - FSTYPE source */
+        char *save, *mp = NULL, *tok = strtok_r(line, " ", &save);
+        for (int i = 1; tok && i < 5; i++)
+            tok = mp = strtok_r(NULL, " ", &save);
+        if (!mp)
+            continue;
+        unescape(mp);
+        if (strcmp(mp, path) != 0)
+            continue;
+        while ((tok = strtok_r(NULL, " ", &save)) && strcmp(tok, "-") != 0)
+            ;
+        if (tok && (tok = strtok_r(NULL, " ", &save)))
+            snprintf(type, n, "%s", tok);
+    }
+    free(line);
+    fclose(f);
+}
+
+/* Lazily unmounts the dead mount on path with fusermount3 (it works for
+ * root and for the user who mounted it). */
+static int unmount_dead(const char *path)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return -errno;
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0)
+            dup2(null, STDERR_FILENO);
+        execlp("fusermount3", "fusermount3", "-u", "-z", "--", path, (char *)NULL);
+        _exit(127);
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            return -errno;
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -EIO;
+}
+
+/* Checks the mount point: an existing directory that is not a mount yet.
+ * A dead minikafka mount on it (its daemon was killed) is unmounted, and
+ * then it is used.  Prints why not and returns -1. */
+static int check_mountpoint(const char *arg, char *mnt, bool *recovered)
+{
+    int rc = resolve(arg, mnt);
+    if (rc < 0) {
+        fprintf(stderr, "minikafka: mount point %s: %s\n", arg, strerror(-rc));
+        return -1;
+    }
+    char type[64];
+    struct stat st;
+    if (stat(mnt, &st) < 0 && errno == ENOTCONN) {
+        mount_type(mnt, type, sizeof(type));
+        if (strcmp(type, "fuse.minikafka") != 0 || unmount_dead(mnt) < 0) {
+            fprintf(stderr,
+                    "minikafka: %s is a dead FUSE mount (%s); run: fusermount3 -u %s\n", mnt,
+                    type[0] ? type : "unknown type", mnt);
+            return -1;
+        }
+        *recovered = true; /* logged once the log is open */
+    }
+    if (stat(mnt, &st) < 0) {
+        fprintf(stderr, "minikafka: mount point %s does not exist%s\n", mnt,
+                errno == ENOENT ? " (create it with mkdir)" : "");
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "minikafka: mount point %s is not a directory\n", mnt);
+        return -1;
+    }
+    mount_type(mnt, type, sizeof(type));
+    if (type[0]) {
+        fprintf(stderr, "minikafka: %s is already a mount point (%s); unmount it first\n", mnt,
+                type);
+        return -1;
+    }
+    return 0;
+}
+
+/* Checks the data dir: not the mount point, not inside it nor around it
+ * (the daemon would wait on itself: processes hang in D state); an existing
+ * directory must be a minikafka data dir or empty.  Creates it if missing.
+ * Prints why not and returns -1. */
+static int check_data_dir(const char *arg, const char *mnt, char *data)
+{
+    int rc = resolve(arg, data);
+    if (rc < 0) {
+        fprintf(stderr, "minikafka: data dir %s: %s\n", arg, strerror(-rc));
+        return -1;
+    }
+    if (path_within(data, mnt) || path_within(mnt, data)) {
+        fprintf(stderr, "minikafka: the data dir %s and the mount point %s are %s: "
+                        "use a data dir outside the mount point\n",
+                data, mnt, !strcmp(data, mnt) ? "the same" : "one inside the other");
+        return -1;
+    }
+    if (mkdir(data, 0755) < 0 && errno != EEXIST) {
+        fprintf(stderr, "minikafka: cannot create %s: %s\n", data, strerror(errno));
+        return -1;
+    }
+    rc = broker_dir_check(data);
+    if (rc == -ENOTEMPTY) {
+        fprintf(stderr, "minikafka: %s is not a minikafka data dir (no meta file) and is not "
+                        "empty: refusing to use it; give an empty or new directory\n",
+                data);
+        return -1;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "minikafka: data dir %s: %s\n", data, strerror(-rc));
+        return -1;
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------------- running */
 
 struct daemon {
     uv_loop_t loop;
-    uv_signal_t sigint, sigterm;
+    uv_signal_t sigint, sigterm, sighup;
     struct broker *b;
     struct fs *fs;
     bool stopping;
@@ -130,17 +327,27 @@ static void shutdown_begin(struct daemon *d, const char *why)
     if (d->stopping)
         return;
     d->stopping = true;
-    fprintf(stderr, "minikafka: %s: stopping\n", why);
+    mk_log(MK_INFO, "%s: stopping", why);
     fs_stop(d->fs);
     broker_quiesce(d->b);
     uv_close((uv_handle_t *)&d->sigint, NULL);
     uv_close((uv_handle_t *)&d->sigterm, NULL);
+    uv_close((uv_handle_t *)&d->sighup, NULL);
     /* The loop now ends by itself once the running fdatasync jobs have
      * answered their writers: nothing else keeps it alive. */
 }
 
 static void on_signal(uv_signal_t *s, int signum)
 {
+    if (signum == SIGHUP) {
+        /* The daemon convention (logrotate): reopen the log, go on. */
+        int rc = mk_log_reopen();
+        if (rc < 0)
+            mk_log(MK_WARN, "SIGHUP: cannot reopen the log: %s", strerror(-rc));
+        else
+            mk_log(MK_INFO, "SIGHUP: log reopened");
+        return;
+    }
     shutdown_begin(s->data, signum == SIGINT ? "SIGINT" : "SIGTERM");
 }
 
@@ -162,12 +369,12 @@ int main(int argc, char **argv)
 {
     struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
     struct cli c = {0};
+    struct daemon d = {0};
+    struct fuse_session *se = NULL;
     int ret = 1;
     cfg_defaults(&c.cfg);
-    if (fuse_opt_parse(&args, &c, spec, opt_proc) < 0 || c.bad) {
-        fputs(usage, stderr);
-        goto out_args;
-    }
+    if (fuse_opt_parse(&args, &c, spec, opt_proc) < 0 || c.bad)
+        goto out_args; /* opt_proc said what is wrong, in one line */
     if (c.help) {
         fputs(usage, stdout);
         ret = 0;
@@ -180,78 +387,96 @@ int main(int argc, char **argv)
         goto out_args;
     }
     if (!c.data || !c.mnt) {
-        fputs(usage, stderr);
+        fprintf(stderr, "minikafka: missing %s (%s; see --help)\n",
+                c.data ? "MOUNTPOINT" : "DATA_DIR and MOUNTPOINT", usage_line);
         goto out_args;
     }
-    if (mkdir(c.data, 0755) < 0 && errno != EEXIST) {
-        fprintf(stderr, "minikafka: cannot create %s: %s\n", c.data, strerror(errno));
+    mk_log_node(c.cfg.node_id);
+    mk_log_terminal_info(c.foreground);
+    char mnt[PATH_MAX], data[PATH_MAX], logpath[PATH_MAX + 16];
+    bool recovered = false;
+    if (check_mountpoint(c.mnt, mnt, &recovered) < 0)
         goto out_args;
-    }
-    char mnt[PATH_MAX];
-    if (!realpath(c.mnt, mnt)) {
-        fprintf(stderr, "minikafka: mount point %s: %s\n", c.mnt, strerror(errno));
+    /* With other users let in, the kernel checks owners and modes. */
+    if (c.allow_other && !c.default_permissions &&
+        fuse_opt_add_arg(&args, "-odefault_permissions") < 0)
         goto out_args;
-    }
+    if (fuse_opt_add_arg(&args, "-osubtype=minikafka,fsname=minikafka") < 0)
+        goto out_args;
+    /* FUSE's own options are checked here (one line naming a bad one),
+     * before anything is opened. */
+    d.fs = fs_new();
+    if (!d.fs)
+        goto out_args;
+    se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), d.fs);
+    if (!se)
+        goto out_fs;
+    if (check_data_dir(c.data, mnt, data) < 0)
+        goto out_session;
+
     raise_nofile();
     signal(SIGPIPE, SIG_IGN);
     if (!getenv("UV_THREADPOOL_SIZE"))
         setenv("UV_THREADPOOL_SIZE", "16", 1); /* one fdatasync per busy partition */
+    snprintf(logpath, sizeof(logpath), "%s/minikafka.log", data);
+    int rc = mk_log_open(logpath);
+    if (rc < 0)
+        fprintf(stderr, "minikafka: warning: log file %s: %s (logging to syslog only)\n", logpath,
+                strerror(-rc));
 
-    struct daemon d = {0};
+    if (recovered)
+        mk_log(MK_WARN, "%s was the dead mount of a minikafka that was killed: unmounted it", mnt);
+
     long holder = 0;
     int64_t t0 = (int64_t)uv_hrtime();
-    int rc = broker_open(&d.b, c.data, &c.cfg, &holder);
+    rc = broker_open(&d.b, data, &c.cfg, &holder);
     if (rc == -EBUSY) {
-        fprintf(stderr, "minikafka: %s is in use by another minikafka (pid %ld)\n", c.data, holder);
-        goto out_args;
+        mk_log(MK_ERROR, "%s is in use by another minikafka (pid %ld)", data, holder);
+        goto out_session;
     }
     if (rc < 0) {
-        fprintf(stderr, "minikafka: cannot open %s: %s\n", c.data, strerror(-rc));
-        goto out_args;
+        mk_log(MK_ERROR, "cannot open %s: %s", data, strerror(-rc));
+        goto out_session;
     }
     struct broker_recovery r;
     broker_recovery(d.b, &r);
-    if (c.foreground || r.rebuilt || r.dropped_bytes)
-        fprintf(stderr,
-                "minikafka: opened %s in %.3f s: %zu topics, %zu partitions, %zu segments; "
-                "recovery verified %llu records, rebuilt %llu, cut %llu torn bytes\n",
-                c.data, ((double)uv_hrtime() - (double)t0) / 1e9, r.topics, r.partitions,
-                r.segments, (unsigned long long)r.verified, (unsigned long long)r.rebuilt,
-                (unsigned long long)r.dropped_bytes);
+    mk_log(r.rebuilt || r.dropped_bytes ? MK_WARN : MK_INFO,
+           "opened %s in %.3f s: %zu topics, %zu partitions, %zu segments; "
+           "recovery verified %llu records, rebuilt %llu, cut %llu torn bytes",
+           data, ((double)uv_hrtime() - (double)t0) / 1e9, r.topics, r.partitions, r.segments,
+           (unsigned long long)r.verified, (unsigned long long)r.rebuilt,
+           (unsigned long long)r.dropped_bytes);
 
-    d.fs = fs_new(d.b);
-    if (!d.fs || fuse_opt_add_arg(&args, "-osubtype=minikafka,fsname=minikafka") < 0)
-        goto out_broker;
-    struct fuse_session *se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), d.fs);
-    if (!se)
-        goto out_broker;
     if (fuse_session_mount(se, mnt) != 0) {
-        fprintf(stderr, "minikafka: cannot mount on %s\n", mnt);
-        goto out_session;
+        mk_log(MK_ERROR, "cannot mount on %s", mnt);
+        goto out_broker;
     }
     if (fuse_daemonize(c.foreground) != 0)
         goto out_unmount;
+    if (!c.foreground)
+        mk_log_detach();
     broker_note_pid(d.b);
 
     if ((rc = uv_loop_init(&d.loop)) < 0) {
-        fprintf(stderr, "minikafka: loop: %s\n", uv_strerror(rc));
+        mk_log(MK_ERROR, "loop: %s", uv_strerror(rc));
         goto out_unmount;
     }
     broker_start(d.b, &d.loop);
-    if ((rc = fs_start(d.fs, se, &d.loop, on_fs_exit, &d)) < 0) {
-        fprintf(stderr, "minikafka: serving FUSE: %s\n", strerror(-rc));
+    if ((rc = fs_start(d.fs, d.b, se, &d.loop, on_fs_exit, &d)) < 0) {
+        mk_log(MK_ERROR, "serving FUSE: %s", strerror(-rc));
         broker_quiesce(d.b);
         uv_run(&d.loop, UV_RUN_DEFAULT);
         goto out_loop;
     }
-    uv_signal_init(&d.loop, &d.sigint);
-    uv_signal_init(&d.loop, &d.sigterm);
-    d.sigint.data = d.sigterm.data = &d;
-    uv_signal_start(&d.sigint, on_signal, SIGINT);
-    uv_signal_start(&d.sigterm, on_signal, SIGTERM);
-    if (c.foreground)
-        fprintf(stderr, "minikafka: serving %s on %s (node.id=%u, fsync=%s)\n", c.data, mnt,
-                c.cfg.node_id, c.cfg.fsync == MK_FSYNC_ALWAYS ? "always" : "never");
+    uv_signal_t *sigs[] = {&d.sigint, &d.sigterm, &d.sighup};
+    int signums[] = {SIGINT, SIGTERM, SIGHUP};
+    for (int i = 0; i < 3; i++) {
+        uv_signal_init(&d.loop, sigs[i]);
+        sigs[i]->data = &d;
+        uv_signal_start(sigs[i], on_signal, signums[i]);
+    }
+    mk_log(MK_INFO, "serving %s on %s (node.id=%u, fsync=%s, pid %ld)", data, mnt,
+           c.cfg.node_id, c.cfg.fsync == MK_FSYNC_ALWAYS ? "always" : "never", (long)getpid());
 
     uv_run(&d.loop, UV_RUN_DEFAULT);
     ret = 0;
@@ -262,14 +487,17 @@ out_unmount:
     broker_close(d.b);
     d.b = NULL;
     fuse_session_unmount(se);
-out_session:
-    fuse_session_destroy(se);
+    if (ret == 0)
+        mk_log(MK_INFO, "stopped: %s unmounted", mnt);
 out_broker:
     if (d.b)
         broker_close(d.b);
-    if (d.fs)
-        fs_free(d.fs);
+out_session:
+    fuse_session_destroy(se);
+out_fs:
+    fs_free(d.fs);
 out_args:
+    mk_log_close();
     fuse_opt_free_args(&args);
     free(c.data);
     free(c.mnt);

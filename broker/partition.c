@@ -170,11 +170,11 @@ static void sync_done(struct part *p, struct part_job *j)
         return;
     }
     /* Not durable: take back everything past the commit point. */
-    fprintf(stderr, "minikafka: %s: fdatasync failed: %s; %" PRIu64 " uncommitted bytes undone\n",
+    mk_log(MK_ERROR, "%s: fdatasync failed: %s; %" PRIu64 " uncommitted bytes undone",
             p->log.dir, strerror(-j->rc), plog_end_pos(&p->log) - p->commit_pos);
     int rc = plog_truncate(&p->log, p->commit_off);
     if (rc < 0)
-        fprintf(stderr, "minikafka: %s: cannot undo: %s\n", p->log.dir, strerror(-rc));
+        mk_log(MK_ERROR, "%s: cannot undo: %s", p->log.dir, strerror(-rc));
     fail_waiters(p, j->rc);
 }
 
@@ -191,7 +191,7 @@ static void job_after(uv_work_t *req, int status)
         if (j->rc == 0 && j->off > p->log.ckpt_off && j->off <= plog_next_off(&p->log))
             p->log.ckpt_off = j->off;
         else if (j->rc < 0)
-            fprintf(stderr, "minikafka: %s: checkpoint failed: %s\n", p->log.dir, strerror(-j->rc));
+            mk_log(MK_WARN, "%s: checkpoint failed: %s", p->log.dir, strerror(-j->rc));
     }
     broker_job_end(p->b);
     part_unref(p);
@@ -357,14 +357,14 @@ void part_housekeep(struct part *p, int64_t now_ms)
         now_ms - a->first_ts >= topic_config_get(tc, c, TOPIC_SEGMENT_MS)) {
         int rc = plog_roll(&p->log);
         if (rc < 0)
-            fprintf(stderr, "minikafka: %s: roll failed: %s\n", p->log.dir, strerror(-rc));
+            mk_log(MK_WARN, "%s: roll failed: %s", p->log.dir, strerror(-rc));
     }
 
     size_t deleted = 0;
     int rc = plog_retain(&p->log, now_ms, topic_config_get(tc, c, TOPIC_RETENTION_MS),
                          topic_config_get(tc, c, TOPIC_RETENTION_BYTES), p->commit_off, &deleted);
     if (rc < 0)
-        fprintf(stderr, "minikafka: %s: retention: %s\n", p->log.dir, strerror(-rc));
+        mk_log(MK_WARN, "%s: retention: %s", p->log.dir, strerror(-rc));
     if (p->log.ckpt_off < plog_first_off(&p->log))
         p->log.ckpt_off = plog_first_off(&p->log);
 
@@ -383,5 +383,5 @@ void part_final_flush(struct part *p)
     if (rc == 0 && p->commit_off > p->log.ckpt_off)
         rc = plog_checkpoint_write(p->log.dir, p->commit_off);
     if (rc < 0)
-        fprintf(stderr, "minikafka: %s: final flush failed: %s\n", p->log.dir, strerror(-rc));
+        mk_log(MK_WARN, "%s: final flush failed: %s", p->log.dir, strerror(-rc));
 }

@@ -8,6 +8,10 @@
  *                                 partitions=N    the truth: partition dirs
  *                                                 beyond it are leftovers of
  *                                                 an interrupted grow
+ *                                 uid=N gid=N mode=OCTAL  owner and
+ *                                                 permission bits (absent
+ *                                                 in older topics: the
+ *                                                 mount root's owner, 0755)
  *                                 retention.ms=N ... per-topic overrides
  *                               always replaced atomically (sys_write_atomic)
  *   DATA/topics/NAME/P/         partition P's log (plog.c)
@@ -51,6 +55,10 @@ struct part *topic_part(const struct topic *t, uint32_t i)
 {
     return i < t->nparts ? t->parts[i] : NULL;
 }
+const struct mk_owner *topic_owner(const struct topic *t)
+{
+    return &t->owner;
+}
 
 struct topic *topic_find(const struct broker *b, const char *name)
 {
@@ -80,13 +88,16 @@ struct topic *topic_at(const struct broker *b, size_t i)
 
 /* ---------------------------------------------------------------- metadata */
 
-static int meta_write(const char *dir, uint64_t id, int64_t created, uint32_t nparts,
-                      const struct topic_config *tc)
+/* The topic file for t with nparts partitions, settings tc and owner o (the
+ * values to be; t's own are changed by the caller once this succeeded). */
+static int meta_write(const char *dir, const struct topic *t, uint32_t nparts,
+                      const struct topic_config *tc, const struct mk_owner *o)
 {
-    char buf[512];
+    char buf[640];
     int len = snprintf(buf, sizeof(buf),
-                       "id=%" PRIu64 "\ncreated.ms=%" PRId64 "\npartitions=%" PRIu32 "\n", id,
-                       created, nparts);
+                       "id=%" PRIu64 "\ncreated.ms=%" PRId64 "\npartitions=%" PRIu32
+                       "\nuid=%" PRIu32 "\ngid=%" PRIu32 "\nmode=%04o\n",
+                       t->id, t->created_ms, nparts, o->uid, o->gid, (unsigned)o->mode);
     for (int i = 0; i < TOPIC_NCONF; i++)
         if (tc->set & (1u << i))
             len += snprintf(buf + len, sizeof(buf) - (size_t)len, "%s=%" PRId64 "\n",
@@ -123,6 +134,13 @@ static int meta_read(const char *dir, struct topic *t)
         } else if (!strcmp(key, "partitions") && cfg_parse_i64(val, 1, MAX_PARTITIONS, &v) == 0) {
             t->nparts = (uint32_t)v;
             have_parts = true;
+        } else if (!strcmp(key, "uid") && cfg_parse_i64(val, 0, UINT32_MAX, &v) == 0) {
+            t->owner.uid = (uint32_t)v;
+        } else if (!strcmp(key, "gid") && cfg_parse_i64(val, 0, UINT32_MAX, &v) == 0) {
+            t->owner.gid = (uint32_t)v;
+        } else if (!strcmp(key, "mode") && *val && strlen(val) <= 5 &&
+                   strspn(val, "01234567") == strlen(val) && strtoul(val, NULL, 8) <= 07777) {
+            t->owner.mode = (uint32_t)strtoul(val, NULL, 8);
         } else if ((idx = topic_config_index(key)) >= 0 && topic_config_check(idx, val, &v) == 0) {
             t->conf.v[idx] = v;
             t->conf.set |= 1u << idx;
@@ -199,6 +217,8 @@ int topic_load(struct broker *b, const char *name, struct topic **out)
         rc = -ENOMEM;
         goto err;
     }
+    t->owner = b->root;
+    t->owner.mode = 0755;
     if ((rc = meta_read(dir, t)) < 0)
         goto err;
     uint32_t n = t->nparts;
@@ -219,14 +239,15 @@ int topic_load(struct broker *b, const char *name, struct topic **out)
     *out = t;
     return 0;
 err:
-    fprintf(stderr, "minikafka: topic %s: %s\n", name, strerror(-rc));
+    mk_log(MK_WARN, "topic %s: %s", name, strerror(-rc));
     topic_free(t);
     return rc;
 }
 
 /* --------------------------------------------------------- create / delete */
 
-int topic_create(struct broker *b, const char *name, struct topic **out)
+int topic_create(struct broker *b, const char *name, const struct mk_owner *own,
+                 struct topic **out)
 {
     int rc = topic_name_check(name);
     if (rc < 0)
@@ -254,8 +275,11 @@ int topic_create(struct broker *b, const char *name, struct topic **out)
         plog_close(&l);
     }
     struct topic_config none = {0};
-    int64_t now = sys_now_ms();
-    if ((rc = meta_write(stage, id, now, b->cfg.num_partitions, &none)) < 0 ||
+    struct topic proto = {.id = id, .created_ms = sys_now_ms()};
+    struct mk_owner o = {.uid = b->root.uid, .gid = b->root.gid, .mode = 0755};
+    if (own)
+        o = *own;
+    if ((rc = meta_write(stage, &proto, b->cfg.num_partitions, &none, &o)) < 0 ||
         (rc = sys_fsync_dir(stage)) < 0)
         goto err_stage;
     if ((rc = sysio.rename(stage, dst)) < 0)
@@ -293,7 +317,7 @@ static void rm_work(uv_work_t *w)
     struct rm_job *j = w->data;
     int rc = sys_remove_tree(j->path);
     if (rc < 0)
-        fprintf(stderr, "minikafka: removing %s: %s\n", j->path, strerror(-rc));
+        mk_log(MK_WARN, "removing %s: %s", j->path, strerror(-rc));
 }
 
 static void rm_after(uv_work_t *w, int status)
@@ -320,7 +344,7 @@ int topic_delete(struct broker *b, const char *name)
     if (rc < 0)
         return rc;
     if ((rc = sys_fsync_dir(b->topics_dir)) < 0)
-        fprintf(stderr, "minikafka: fsync %s: %s\n", b->topics_dir, strerror(-rc));
+        mk_log(MK_WARN, "fsync %s: %s", b->topics_dir, strerror(-rc));
     memmove(&b->topics[i], &b->topics[i + 1], (b->ntopics - i - 1) * sizeof(*b->topics));
     b->ntopics--;
     topic_free(t);
@@ -369,7 +393,7 @@ static int grow(struct broker *b, struct topic *t, uint32_t n)
             t->nparts++;
     }
     if (rc == 0)
-        rc = meta_write(t->dir, t->id, t->created_ms, n, &t->conf);
+        rc = meta_write(t->dir, t, n, &t->conf, &t->owner);
     if (rc < 0) {
         for (uint32_t i = old; i < t->nparts; i++)
             part_detach(t->parts[i]);
@@ -395,9 +419,18 @@ int topic_set(struct broker *b, struct topic *t, const char *key, const char *va
     struct topic_config nc = t->conf;
     nc.v[idx] = v;
     nc.set |= 1u << idx;
-    int rc = meta_write(t->dir, t->id, t->created_ms, t->nparts, &nc);
+    int rc = meta_write(t->dir, t, t->nparts, &nc, &t->owner);
     if (rc == 0)
         t->conf = nc;
+    return rc;
+}
+
+int topic_set_owner(struct broker *b, struct topic *t, const struct mk_owner *o)
+{
+    (void)b;
+    int rc = meta_write(t->dir, t, t->nparts, &t->conf, o);
+    if (rc == 0)
+        t->owner = *o;
     return rc;
 }
 
@@ -411,7 +444,7 @@ int topic_unset(struct broker *b, struct topic *t, const char *key)
         return idx;
     struct topic_config nc = t->conf;
     nc.set &= ~(1u << idx);
-    int rc = meta_write(t->dir, t->id, t->created_ms, t->nparts, &nc);
+    int rc = meta_write(t->dir, t, t->nparts, &nc, &t->owner);
     if (rc == 0)
         t->conf = nc;
     return rc;

@@ -13,7 +13,7 @@ int frame_split(size_t held_len, const char *data, size_t len, uint32_t max_reco
     out->complete = 0;
     out->nrec = 0;
     out->lens = NULL;
-    out->spans = false;
+    out->continues = false;
 
     size_t cap = 0;
     size_t start = 0; /* start in data of the current record (after held) */
@@ -26,7 +26,6 @@ int frame_split(size_t held_len, const char *data, size_t len, uint32_t max_reco
         size_t rec = carry + (size_t)(nl - (data + start)); /* without '\n' */
         if (rec > max_record) {
             frame_free(out);
-            out->spans = carry > 0;
             return -EMSGSIZE;
         }
         if (out->nrec == cap) {
@@ -47,7 +46,7 @@ int frame_split(size_t held_len, const char *data, size_t len, uint32_t max_reco
     /* The partial line that would be held afterwards must fit too. */
     if (carry + (len - start) > max_record) {
         frame_free(out);
-        out->spans = true;
+        out->continues = true;
         return -EMSGSIZE;
     }
     return 0;

@@ -16,8 +16,8 @@ struct frame {
     size_t complete; /* bytes of `data` that end the last complete record */
     size_t nrec;     /* complete records (the first one starts with the held bytes) */
     uint32_t *lens;  /* nrec lengths, each including its '\n'; malloc'ed or NULL */
-    bool spans;      /* after -EMSGSIZE: the over-long record began in an earlier
-                        write (held bytes) or goes on past this one */
+    bool continues;  /* after -EMSGSIZE: the over-long record goes on past this
+                        write (no '\n' ends it here) */
 };
 
 /* Splits held (held_len bytes already held) + data.  A record longer than

@@ -45,6 +45,7 @@
 #define INO_SUB_MASK ((1ull << INO_SHIFT) - 1)
 #define NAME_TTL     1.0
 #define MAX_WRITE    (1u << 20)
+#define REFUSED_KEEP 4096
 
 struct fh;
 
@@ -74,6 +75,10 @@ struct fh {
     struct wreq *q_head, *q_tail; /* waiting, in order */
     bool busy;                    /* a request of this handle is in flight */
     bool discard;                 /* refusing the rest of an over-long record */
+    char *refused;                /* start of the last write refused with EMSGSIZE */
+    size_t refused_len;           /* (at most REFUSED_KEEP bytes), to know its retries */
+    bool redirected;              /* the last read was served from the retained start: */
+    uint64_t rd_virt, rd_real;    /* where it ended, in this handle's and the file's numbering */
     bool released;                /* RELEASE came while busy */
     struct fh *prev, *next;       /* all open handles */
 };
@@ -139,14 +144,15 @@ static void fill_attr(struct fs *f, const struct node *n, fuse_ino_t ino, struct
 {
     memset(st, 0, sizeof(*st));
     st->st_ino = ino;
-    st->st_uid = getuid();
-    st->st_gid = getgid();
+    const struct mk_owner *o = n->t ? topic_owner(n->t) : broker_root_owner(f->b);
+    st->st_uid = o->uid;
+    st->st_gid = o->gid;
     st->st_blksize = 4096;
     int64_t now = (int64_t)time(NULL) * 1000;
     ts_of_ms(&st->st_atim, now);
     switch (n->kind) {
     case N_ROOT:
-        st->st_mode = S_IFDIR | 0755;
+        st->st_mode = S_IFDIR | o->mode;
         st->st_nlink = 2 + topic_count(f->b);
         ts_of_ms(&st->st_mtim, now);
         break;
@@ -162,14 +168,14 @@ static void fill_attr(struct fs *f, const struct node *n, fuse_ino_t ino, struct
         break;
     }
     case N_TOPIC:
-        st->st_mode = S_IFDIR | 0755;
+        st->st_mode = S_IFDIR | o->mode;
         st->st_nlink = 2;
         ts_of_ms(&st->st_mtim, topic_created_ms(n->t));
         break;
     case N_PART: {
         struct part_info pi;
         part_info(n->p, &pi);
-        st->st_mode = S_IFREG | 0644;
+        st->st_mode = S_IFREG | (o->mode & 0666);
         st->st_nlink = 1;
         /* The preferred I/O size: cat, cp and stdio size their writes by
          * it, and under fsync=always each write costs one fdatasync. */
@@ -185,9 +191,12 @@ static void fill_attr(struct fs *f, const struct node *n, fuse_ino_t ino, struct
     st->st_ctim = st->st_mtim;
 }
 
+/* Partitions and .cluster grow under readers: never cached.  Directories
+ * are cached like names; the kernel drops a directory's attributes itself
+ * when a mkdir or rmdir in it goes through this mount. */
 static double attr_ttl(const struct node *n)
 {
-    return n->kind == N_PART || n->kind == N_CLUSTER || n->kind == N_ROOT ? 0.0 : NAME_TTL;
+    return n->kind == N_PART || n->kind == N_CLUSTER ? 0.0 : NAME_TTL;
 }
 
 static void reply_entry(fuse_req_t req, struct fs *f, const struct node *n, fuse_ino_t ino)
@@ -280,10 +289,40 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     fuse_reply_attr(req, &st, attr_ttl(&n));
 }
 
+/* chmod/chown/chgrp of the root or a topic.  The kernel checks this
+ * already under default_permissions; the same rules are applied here for
+ * mounts without it: only root changes the owner, only the owner or root
+ * changes the group (to one of the owner's groups: not checked here) or the
+ * mode. */
+static int change_owner(fuse_req_t req, struct fs *f, const struct node *n, const struct stat *attr,
+                        int to_set)
+{
+    if (n->kind != N_ROOT && n->kind != N_TOPIC)
+        return -EPERM;
+    const struct fuse_ctx *ctx = fuse_req_ctx(req);
+    struct mk_owner o = n->kind == N_ROOT ? *broker_root_owner(f->b) : *topic_owner(n->t);
+    bool privileged = ctx->uid == 0;
+    if (to_set & FUSE_SET_ATTR_UID) {
+        if (!privileged && attr->st_uid != o.uid)
+            return -EPERM;
+        o.uid = attr->st_uid;
+    }
+    if (to_set & FUSE_SET_ATTR_GID) {
+        if (!privileged && ctx->uid != o.uid && attr->st_gid != o.gid)
+            return -EPERM;
+        o.gid = attr->st_gid;
+    }
+    if (to_set & FUSE_SET_ATTR_MODE) {
+        if (!privileged && ctx->uid != o.uid)
+            return -EPERM;
+        o.mode = attr->st_mode & 07777;
+    }
+    return n->kind == N_ROOT ? broker_set_root_owner(f->b, &o) : topic_set_owner(f->b, n->t, &o);
+}
+
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
                        struct fuse_file_info *fi)
 {
-    (void)attr;
     (void)fi;
     struct fs *f = req_fs(req);
     struct node n = resolve(f, ino);
@@ -291,11 +330,16 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
         fuse_reply_err(req, ENOENT);
         return;
     }
-    /* Truncation, chmod, chown: refused.  Time changes (touch) are accepted
-     * and ignored: times are the log's own. */
-    if (to_set &
-        (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
-        fuse_reply_err(req, EPERM);
+    /* Truncation: refused.  Owner and mode belong to the root and the
+     * topics (a partition shows its topic's).  Time changes (touch) are
+     * accepted and ignored: times are the log's own. */
+    int rc = 0;
+    if (to_set & FUSE_SET_ATTR_SIZE)
+        rc = -EPERM;
+    else if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))
+        rc = change_owner(req, f, &n, attr, to_set);
+    if (rc < 0) {
+        fuse_reply_err(req, -rc);
         return;
     }
     struct stat st;
@@ -305,15 +349,18 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
-    (void)mode;
     struct fs *f = req_fs(req);
     struct node pn = resolve(f, parent);
     if (pn.kind != N_ROOT) {
         fuse_reply_err(req, pn.kind == N_NONE ? ENOENT : EPERM);
         return;
     }
+    /* The topic belongs to its creator, with mkdir's mode under the
+     * creator's umask (ctx->umask is 0 when the kernel applied it). */
+    const struct fuse_ctx *ctx = fuse_req_ctx(req);
+    struct mk_owner own = {.uid = ctx->uid, .gid = ctx->gid, .mode = mode & 07777 & ~ctx->umask};
     struct topic *t;
-    int rc = topic_create(f->b, name, &t);
+    int rc = topic_create(f->b, name, &own, &t);
     if (rc < 0) {
         fuse_reply_err(req, -rc);
         return;
@@ -476,6 +523,7 @@ static void fh_free(struct fs *f, struct fh *h)
         h->next->prev = h->prev;
     if (h->p)
         part_unref(h->p);
+    free(h->refused);
     free(h->held);
     free(h->text);
     free(h);
@@ -548,14 +596,29 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         fuse_reply_buf(req, h->text + o, n);
         return;
     }
+    /* Retention: a read below the first retained position is served from
+     * that position (the oldest record kept), as a Kafka consumer resets to
+     * the earliest offset; the handle remembers where such a read ended, so
+     * that reading on from there continues the retained bytes.  Any other
+     * position means what it always meant. */
+    uint64_t pos = (uint64_t)off;
+    struct part_info pi;
+    part_info(h->p, &pi);
+    if (h->redirected && pos == h->rd_virt)
+        pos = h->rd_real;
+    if (pos < pi.first_pos)
+        pos = pi.first_pos;
     int fd;
     uint64_t fdoff;
     size_t n;
-    int rc = part_read(h->p, (uint64_t)off, size, &fd, &fdoff, &n);
+    int rc = part_read(h->p, pos, size, &fd, &fdoff, &n);
     if (rc < 0) {
         fuse_reply_err(req, -rc);
         return;
     }
+    h->redirected = pos != (uint64_t)off;
+    h->rd_virt = (uint64_t)off + n;
+    h->rd_real = pos + n;
     if (n == 0) {
         fuse_reply_buf(req, NULL, 0);
         return;
@@ -621,6 +684,33 @@ static void w_done(void *arg, int status)
         uv_idle_start(&f->kick, on_kick);
 }
 
+/* The refused-write memory of h (see w_start). */
+static void forget_refused(struct fh *h)
+{
+    free(h->refused);
+    h->refused = NULL;
+    h->refused_len = 0;
+}
+
+static void remember_refused(struct fh *h, const struct wreq *w)
+{
+    size_t n = w->len < REFUSED_KEEP ? w->len : REFUSED_KEEP;
+    char *copy = malloc(n);
+    forget_refused(h);
+    if (!copy)
+        return;
+    memcpy(copy, w->data, n);
+    h->refused = copy;
+    h->refused_len = n;
+}
+
+/* Whether w begins with the bytes of the last refused write: a writer
+ * sending the refused bytes again. */
+static bool is_retry(const struct fh *h, const struct wreq *w)
+{
+    return h->refused && w->len >= h->refused_len && !memcmp(w->data, h->refused, h->refused_len);
+}
+
 /* Starts w on h (h not busy).  Answers at once or when committed. */
 static void w_start(struct fs *f, struct fh *h, struct wreq *w)
 {
@@ -655,25 +745,27 @@ static void w_start(struct fs *f, struct fh *h, struct wreq *w)
         w_done(w, 0);
         return;
     }
-    if (h->discard) {
-        /* The rest of a record refused earlier (a writer retrying after a
-         * short write): refused too, up to and including its '\n'. */
-        if (memchr(w->data, '\n', w->len))
-            h->discard = false;
+    /* Nothing of an over-long record is ever stored.  Its held start goes;
+     * so does its rest while it continues in later writes (discard); and a
+     * retry of a refused write is refused again: the kernel cuts a write()
+     * over 1 MiB into pieces, so refusing a later piece shows the writer a
+     * short write, and writers (cat, dd, stdio, Python) then send the rest
+     * again, some once more at close. */
+    if (h->discard || is_retry(h, w)) {
+        if (h->discard && memchr(w->data, '\n', w->len))
+            h->discard = false; /* the over-long record ends here */
         rc = -EMSGSIZE;
-        goto fail;
+        goto refused;
     }
     rc = frame_split(h->held_len, w->data, w->len, c->message_max_bytes, &w->fr);
     if (rc == -EMSGSIZE) {
-        /* Nothing of an over-long record is ever stored: its held start
-         * goes, and so does its rest if it continues in later writes (the
-         * kernel cuts a write() over 1 MiB into pieces, and refusing a later
-         * piece shows the writer a short write, which it retries). */
         h->held_len = 0;
-        h->discard = w->fr.spans;
+        h->discard = w->fr.continues;
+        goto refused;
     }
     if (rc < 0)
         goto fail;
+    forget_refused(h);
     if (w->fr.nrec == 0) {
         /* Only a partial line: hold it, nothing to commit. */
         char *nh = realloc(h->held, h->held_len + w->len);
@@ -702,6 +794,8 @@ static void w_start(struct fs *f, struct fh *h, struct wreq *w)
     if (rc < 0)
         goto fail;
     return;
+refused:
+    remember_refused(h, w);
 fail:
     w_done(w, rc);
 }
@@ -894,28 +988,29 @@ static int change_refused(const struct node *n, const char *name, int unknown)
     return unknown;
 }
 
+/* Topic settings always exist (they read back their effective value):
+ * XATTR_CREATE of one is EEXIST.  Other names cannot be created (ENOTSUP),
+ * and XATTR_REPLACE of a missing one is ENODATA, as on Linux file systems. */
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
                         size_t size, int flags)
 {
-    (void)flags;
     struct fs *f = req_fs(req);
     struct node n = resolve(f, ino);
+    char val[64];
     int rc;
-    if (n.kind != N_TOPIC || strncmp(name, "user.", 5) != 0) {
-        rc = change_refused(&n, name, -ENOTSUP);
+    if (n.kind != N_TOPIC || strncmp(name, "user.", 5) != 0 ||
+        topic_get(f->b, n.t, name + 5, val, sizeof(val)) < 0) {
+        rc = change_refused(&n, name, flags & XATTR_REPLACE ? -ENODATA : -ENOTSUP);
+    } else if (flags & XATTR_CREATE) {
+        rc = -EEXIST;
+    } else if (size >= sizeof(val)) {
+        rc = -EINVAL;
     } else {
-        char val[64];
-        if (size >= sizeof(val)) {
-            rc = -EINVAL;
-        } else {
-            memcpy(val, value, size);
-            val[size] = '\0';
-            if (size && val[size - 1] == '\n') /* setfattr -v "$(echo 5)" style */
-                val[size - 1] = '\0';
-            rc = topic_set(f->b, n.t, name + 5, val);
-            if (rc == -ENOENT)
-                rc = -ENOTSUP;
-        }
+        memcpy(val, value, size);
+        val[size] = '\0';
+        if (size && val[size - 1] == '\n') /* setfattr -v "$(echo 5)" style */
+            val[size - 1] = '\0';
+        rc = topic_set(f->b, n.t, name + 5, val);
     }
     fuse_reply_err(req, -rc);
 }
@@ -933,6 +1028,15 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
             rc = -ENODATA;
     }
     fuse_reply_err(req, -rc);
+}
+
+/* Space cannot be reserved in a log, nor holes punched: the file's bytes
+ * are its records. */
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+                         struct fuse_file_info *fi)
+{
+    (void)ino, (void)mode, (void)offset, (void)length, (void)fi;
+    fuse_reply_err(req, EOPNOTSUPP);
 }
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
@@ -973,6 +1077,7 @@ const struct fuse_lowlevel_ops fs_ops = {
     .setxattr = op_setxattr,
     .removexattr = op_removexattr,
     .statfs = op_statfs,
+    .fallocate = op_fallocate,
 };
 
 /* ------------------------------------------------------------ the loop */
@@ -1019,7 +1124,7 @@ static void serve(struct fs *f)
             continue;
         if (rc <= 0 || fuse_session_exited(f->se)) {
             if (rc < 0 && rc != -ENODEV)
-                fprintf(stderr, "minikafka: reading /dev/fuse: %s\n", strerror(-rc));
+                mk_log(MK_WARN, "reading /dev/fuse: %s", strerror(-rc));
             f->serving = false;
             fs_exit(f);
             return;
@@ -1050,18 +1155,16 @@ static void on_readable(uv_poll_t *h, int status, int events)
     serve(f);
 }
 
-struct fs *fs_new(struct broker *b)
+struct fs *fs_new(void)
 {
-    struct fs *f = calloc(1, sizeof(*f));
-    if (f)
-        f->b = b;
-    return f;
+    return calloc(1, sizeof(struct fs));
 }
 
-int fs_start(struct fs *f, struct fuse_session *se, uv_loop_t *loop, void (*on_exit)(void *),
-             void *arg)
+int fs_start(struct fs *f, struct broker *b, struct fuse_session *se, uv_loop_t *loop,
+             void (*on_exit)(void *), void *arg)
 {
     int fd = fuse_session_fd(se);
+    f->b = b;
     f->se = se;
     f->on_exit = on_exit;
     f->exit_arg = arg;

@@ -20,13 +20,15 @@ struct fs;
  * struct fs returned by fs_new(). */
 extern const struct fuse_lowlevel_ops fs_ops;
 
-/* A file system over broker b (not owned). */
-struct fs *fs_new(struct broker *b);
+/* A file system, not serving yet (so that fuse_session_new can check the
+ * FUSE options before the broker is opened). */
+struct fs *fs_new(void);
 
-/* Starts serving session se (already mounted) on loop.  on_exit is called
- * once when the kernel side goes away (unmounted) or fs_stop was called. */
-int fs_start(struct fs *f, struct fuse_session *se, uv_loop_t *loop, void (*on_exit)(void *),
-             void *arg);
+/* Starts serving session se (already mounted) over broker b (not owned) on
+ * loop.  on_exit is called once when the kernel side goes away (unmounted)
+ * or fs_stop was called. */
+int fs_start(struct fs *f, struct broker *b, struct fuse_session *se, uv_loop_t *loop,
+             void (*on_exit)(void *), void *arg);
 
 /* Stops reading requests and commits every held partial line (as close()
  * would), so that nothing a writer wrote is lost at shutdown. */

@@ -153,22 +153,29 @@ Test(framing, free_resets_the_frame)
     cr_assert_eq(fr.complete, 0);
 }
 
-/* After a refusal, `spans` tells the file whether the refused record goes on
- * beyond this write (its rest must be refused too) or was whole in it. */
-Test(framing, a_refused_record_whole_in_the_write_does_not_span)
+/* After a refusal, `continues` tells the file whether the refused record
+ * goes on beyond this write (its rest must be refused too) or ended in it
+ * (the next write starts a new record). */
+Test(framing, a_refused_record_whole_in_the_write_does_not_continue)
 {
     cr_assert_eq(split(0, "ok\ntoolong\n", 4), -EMSGSIZE);
-    cr_assert_not(fr.spans);
+    cr_assert_not(fr.continues);
 }
 
-Test(framing, a_refused_record_with_held_bytes_spans)
+Test(framing, a_refused_record_begun_in_held_bytes_ends_in_this_write)
 {
     cr_assert_eq(split(3, "ab\n", 4), -EMSGSIZE);
-    cr_assert(fr.spans);
+    cr_assert_not(fr.continues);
 }
 
-Test(framing, a_refused_unterminated_tail_spans)
+Test(framing, a_refused_unterminated_tail_continues)
 {
     cr_assert_eq(split(0, "ok\ntoolong", 4), -EMSGSIZE);
-    cr_assert(fr.spans);
+    cr_assert(fr.continues);
+}
+
+Test(framing, held_bytes_too_long_with_no_newline_continue)
+{
+    cr_assert_eq(split(3, "ab", 4), -EMSGSIZE);
+    cr_assert(fr.continues);
 }

@@ -142,7 +142,7 @@ static void run_until_idle(void)
 static struct part *make_topic(const char *name)
 {
     struct topic *t = NULL;
-    cr_assert_eq(topic_create(b, name, &t), 0);
+    cr_assert_eq(topic_create(b, name, NULL, &t), 0);
     cr_assert_not_null(t);
     struct part *p = topic_part(t, 0);
     cr_assert_not_null(p);
@@ -377,10 +377,10 @@ Test(partition, topic_create_refuses_bad_names_and_duplicates)
 {
     open_broker();
     struct topic *t;
-    cr_assert_eq(topic_create(b, ".hidden", &t), -EINVAL);
-    cr_assert_eq(topic_create(b, "a/b", &t), -EINVAL);
+    cr_assert_eq(topic_create(b, ".hidden", NULL, &t), -EINVAL);
+    cr_assert_eq(topic_create(b, "a/b", NULL, &t), -EINVAL);
     make_topic("orders");
-    cr_assert_eq(topic_create(b, "orders", &t), -EEXIST);
+    cr_assert_eq(topic_create(b, "orders", NULL, &t), -EEXIST);
     cr_assert_eq(topic_count(b), 1);
     char p[PATH_MAX];
     cr_assert_not(th_exists(th_path(p, "%s/topics/.hidden", tmp)));
