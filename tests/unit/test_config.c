@@ -181,3 +181,20 @@ Test(config, topic_override_wins_over_the_mount_default)
     cr_assert_eq(topic_config_get(&tc, &cfg, TOPIC_SEGMENT_MS), cfg.segment_ms);
     cr_assert_eq(topic_config_get(&tc, &cfg, TOPIC_RETENTION_BYTES), cfg.retention_bytes);
 }
+
+/* Kafka's retention.ms, retention.bytes and segment.ms are Longs: every
+ * value it accepts is accepted here, Long.MAX included. */
+Test(config, kafkas_long_max_is_accepted)
+{
+    int64_t v;
+    const char *max = "9223372036854775807";
+    cr_assert_eq(topic_config_check(TOPIC_RETENTION_MS, max, &v), 0);
+    cr_assert_eq(v, INT64_MAX);
+    cr_assert_eq(topic_config_check(TOPIC_RETENTION_BYTES, max, &v), 0);
+    cr_assert_eq(topic_config_check(TOPIC_SEGMENT_MS, max, &v), 0);
+    cr_assert_eq(cfg_set(&cfg, "log.retention.ms", max, NULL), 0);
+    cr_assert_eq(cfg.retention_ms, INT64_MAX);
+    cr_assert_eq(cfg_set(&cfg, "log.retention.bytes", max, NULL), 0);
+    cr_assert_eq(cfg_set(&cfg, "log.segment.ms", max, NULL), 0);
+    cr_assert_eq(cfg.segment_ms, INT64_MAX);
+}

@@ -681,3 +681,92 @@ Test(partition, an_append_from_an_acknowledgement_is_committed_in_turn)
     part_info(p, &pi);
     cr_assert_eq(pi.next_off, 22);
 }
+
+/* ------------------------------------------------- data dir and ownership */
+
+static int (*real_open)(const char *, int, mode_t);
+static int enospc_open_for_create(const char *path, int flags, mode_t mode)
+{
+    if (flags & O_CREAT)
+        return -ENOSPC; /* a full disk: nothing new can be made */
+    return real_open(path, flags, mode);
+}
+
+Test(partition, a_reopen_writes_no_metadata_so_a_full_disk_can_start)
+{
+    open_broker();
+    make_topic("t");
+    close_broker();
+    real_open = sysio.open;
+    sysio.open = enospc_open_for_create;
+    open_broker(); /* asserts success */
+    sysio_reset();
+    cr_assert_not_null(topic_find(b, "t"));
+}
+
+Test(partition, a_dir_that_is_not_ours_is_refused_and_left_untouched)
+{
+    char path[PATH_MAX];
+    th_append_raw(th_path(path, "%s/notes.txt", tmp), "mine\n", 5);
+    cr_assert_eq(broker_dir_check(tmp), -ENOTEMPTY);
+    struct broker *other = NULL;
+    long holder = 0;
+    cr_assert_eq(broker_open(&other, tmp, &cfg, &holder), -ENOTEMPTY);
+    cr_assert_not(th_exists(th_path(path, "%s/.lock", tmp)));
+    cr_assert_not(th_exists(th_path(path, "%s/meta", tmp)));
+    cr_assert(th_exists(th_path(path, "%s/notes.txt", tmp)));
+}
+
+Test(partition, an_empty_dir_or_one_with_lost_and_found_is_accepted)
+{
+    char path[PATH_MAX];
+    cr_assert_eq(broker_dir_check(tmp), 0);
+    cr_assert_eq(mkdir(th_path(path, "%s/lost+found", tmp), 0700), 0);
+    cr_assert_eq(broker_dir_check(tmp), 0);
+    open_broker();
+    /* Once it has a meta file, anything else in it is no reason to refuse. */
+    th_append_raw(th_path(path, "%s/mine.txt", tmp), "x\n", 2);
+    cr_assert_eq(broker_dir_check(tmp), 0);
+}
+
+Test(partition, the_trash_keeps_what_minikafka_did_not_put_there)
+{
+    open_broker();
+    make_topic("gone");
+    cr_assert_eq(topic_delete(b, "gone"), 0);
+    close_broker();
+    char path[PATH_MAX], left[PATH_MAX];
+    th_append_raw(th_path(path, "%s/trash/precious", tmp), "keep\n", 5);
+    cr_assert_eq(mkdir(th_path(left, "%s/trash/new-77", tmp), 0755), 0);
+    open_broker();
+    cr_assert(th_exists(path));
+    cr_assert_not(th_exists(left), "an interrupted create is cleaned up");
+}
+
+Test(partition, owners_and_modes_persist)
+{
+    open_broker();
+    struct mk_owner o = {.uid = 65534, .gid = 65534, .mode = 0750};
+    struct topic *t = NULL;
+    cr_assert_eq(topic_create(b, "owned", &o, &t), 0);
+    cr_assert_eq(topic_owner(t)->uid, 65534);
+    struct mk_owner o2 = {.uid = 12, .gid = 34, .mode = 01777};
+    cr_assert_eq(topic_set_owner(b, t, &o2), 0);
+    struct mk_owner root = {.uid = 5, .gid = 6, .mode = 01777};
+    cr_assert_eq(broker_set_root_owner(b, &root), 0);
+    /* Without an owner, a topic gets the root's, mode 0755. */
+    struct topic *plain = NULL;
+    cr_assert_eq(topic_create(b, "plain", NULL, &plain), 0);
+    cr_assert_eq(topic_owner(plain)->uid, 5);
+    cr_assert_eq(topic_owner(plain)->mode, 0755);
+    close_broker();
+    open_broker();
+    t = topic_find(b, "owned");
+    cr_assert_not_null(t);
+    cr_assert_eq(topic_owner(t)->uid, 12);
+    cr_assert_eq(topic_owner(t)->gid, 34);
+    cr_assert_eq(topic_owner(t)->mode, 01777);
+    cr_assert_eq(broker_root_owner(b)->uid, 5);
+    cr_assert_eq(broker_root_owner(b)->gid, 6);
+    cr_assert_eq(broker_root_owner(b)->mode, 01777);
+}
