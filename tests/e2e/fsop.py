@@ -13,6 +13,12 @@ Ops:
   unlink PATH | rmdir PATH | mkdir PATH | mknod PATH
   rename SRC DST | link SRC DST | symlink TARGET PATH
   setxattr PATH NAME VALUE | getxattr PATH NAME | removexattr PATH NAME
+  setxattr_create PATH NAME VALUE | setxattr_replace PATH NAME VALUE
+                             setxattr(2) with XATTR_CREATE / XATTR_REPLACE
+  stat PATH                  prints "OK <octal mode bits> <uid> <gid>"
+  chmod PATH MODE            MODE in octal | chown PATH UID GID (-1: keep)
+  fallocate PATH LEN         open O_WRONLY, fallocate(2) mode 0 of LEN bytes
+                             at offset 0 (not glibc's emulating posix_fallocate)
   append PATH TEXT           open O_WRONLY|O_APPEND, one write(TEXT), close
                              (TEXT: Python escapes such as \\n are decoded)
   appendlen PATH N           one write of a record of N bytes ('x' * N + '\\n')
@@ -46,6 +52,16 @@ def do_open(path, flags):
     fd = os.open(path, f, 0o644)
     os.close(fd)
     return "OK"
+
+
+def fallocate(fd, length):
+    """fallocate(2) mode 0 (os.posix_fallocate may emulate it with writes)."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    if libc.fallocate(fd, 0, 0, length) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
 
 
 def write_all_then_close(fd, data):
@@ -98,6 +114,26 @@ def main(argv):
         return "OK"
     if op == "setxattr":
         os.setxattr(a[0], a[1], a[2].encode())
+        return "OK"
+    if op in ("setxattr_create", "setxattr_replace"):
+        flag = os.XATTR_CREATE if op == "setxattr_create" else os.XATTR_REPLACE
+        os.setxattr(a[0], a[1], a[2].encode(), flag)
+        return "OK"
+    if op == "stat":
+        st = os.stat(a[0])
+        return "OK %o %d %d" % (st.st_mode & 0o7777, st.st_uid, st.st_gid)
+    if op == "chmod":
+        os.chmod(a[0], int(a[1], 8))
+        return "OK"
+    if op == "chown":
+        os.chown(a[0], int(a[1]), int(a[2]))
+        return "OK"
+    if op == "fallocate":
+        fd = os.open(a[0], os.O_WRONLY)
+        try:
+            fallocate(fd, int(a[1]))
+        finally:
+            os.close(fd)
         return "OK"
     if op == "getxattr":
         return "OK " + os.getxattr(a[0], a[1]).decode(errors="replace")

@@ -166,6 +166,17 @@ wait_until() {
     done
     fail "timed out after ${limit}s waiting for: $what"
 }
+# poll_until TIMEOUT_S CMD...: like wait_until but returns 1 on timeout instead
+# of failing (for soft_fail checks).
+poll_until() {
+    local limit=$1 i
+    shift
+    for ((i = 0; i < limit * 10; i++)); do
+        "$@" && return 0
+        sleep 0.1
+    done
+    return 1
+}
 fsize() { stat -c %s "$1"; }
 md5() { md5sum "$@" | cut -c1-32; }
 xget() { getfattr --absolute-names --only-values -n "$1" "$2" 2>&1; } # NAME PATH

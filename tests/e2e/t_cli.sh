@@ -1,7 +1,8 @@
 #!/bin/bash
 # The command line: --help, --version, bad usage, a second daemon on the same
 # data dir refused while the first runs, daemon mode without -f (returns once
-# mounted, stopped by fusermount3 -u), FUSE mount options passed through.
+# mounted, logs to DATA_DIR/minikafka.log, stopped by fusermount3 -u), FUSE
+# mount options passed through.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" || exit 1
 
 out=$("$MK" --help 2>&1) || fail "minikafka --help exited $?"
@@ -33,8 +34,12 @@ is_mounted "$T/mnt2" && fail "second daemon (no -f) mounted $T/mnt2"
 assert_eq hello "$(cat "$FIRST_MNT/one/0")" "first daemon still serves after the refusal"
 mk_stop
 
-# Daemon mode: returns once mounted; stopped by fusermount3 -u; data persists.
+# Daemon mode: returns once mounted; stopped by fusermount3 -u; data persists;
+# it logs to DATA_DIR/minikafka.log (lines: ISO-8601 UTC time with ms and Z,
+# minikafka[pid], node=ID, ERROR|WARN|INFO, text).
 MNT=$T/mnt3 && mkdir -p "$MNT" && MOUNTS+=("$MNT")
+LOGF=$DATA/minikafka.log
+n0=$(cat "$LOGF" 2>/dev/null | wc -l)
 timeout 20 "$MK" -o num.partitions=2,allow_other "$DATA" "$MNT" >"$T/bg.out" 2>&1
 st=$?
 DAEMON_LOGS+=("$T/bg.out")
@@ -49,12 +54,16 @@ done
 DAEMON_PIDS+=("$bgpid")
 grep -E " $MNT .*allow_other" /proc/self/mountinfo >/dev/null || fail "FUSE option allow_other not applied: $(grep " $MNT " /proc/self/mountinfo)"
 assert_eq hello "$(cat "$MNT/one/0")" "data after restarting in daemon mode"
+LOGRE='^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z minikafka\[[0-9]+\] node=1 INFO .'
+tail -n +$((n0 + 1)) "$LOGF" 2>/dev/null | grep -Eq "$LOGRE" ||
+    soft_fail "daemon mode: no new INFO line 'YYYY-MM-DDTHH:MM:SS.mmmZ minikafka[PID] node=1 INFO ...' in DATA_DIR/minikafka.log ($(ls "$DATA" | tr '\n' ' '); new lines: $(tail -n +$((n0 + 1)) "$LOGF" 2>&1 | head -3))"
 mkdir "$MNT/two"
 assert_eq $'0\n1' "$(ls "$MNT/two")" "-o num.partitions=2 in daemon mode"
 echo bg >>"$MNT/two/1"
 fusermount3 -u "$MNT" || fail "fusermount3 -u of the background daemon"
 for i in $(seq 1 100); do [[ -e /proc/$bgpid ]] || break; sleep 0.1; done
 [[ -e /proc/$bgpid ]] && fail "background daemon $bgpid still running 10s after fusermount3 -u"
+[[ -s $LOGF ]] || soft_fail "DATA_DIR/minikafka.log missing or empty after the daemon stopped"
 
 # The refusal ends with the first daemon: the data dir can be mounted again.
 mk_start
