@@ -83,8 +83,8 @@ static int meta_format(const struct broker *b, const struct mk_owner *root, bool
                        b->cfg.node_id, next_id);
     if (len >= 0 && root_set) {
         char *more;
-        len = asprintf(&more, "%sroot.uid=%" PRIu32 "\nroot.gid=%" PRIu32 "\nroot.mode=%04o\n",
-                       buf, root->uid, root->gid, (unsigned)root->mode);
+        len = asprintf(&more, "%sroot.uid=%" PRIu32 "\nroot.gid=%" PRIu32 "\nroot.mode=%04o\n", buf,
+                       root->uid, root->gid, (unsigned)root->mode);
         free(buf);
         buf = more;
     }
@@ -177,7 +177,7 @@ static int read_meta(struct broker *b)
                 rc = -EBADMSG;
             } else if ((uint32_t)v != b->cfg.node_id) {
                 mk_log(MK_ERROR, "%s belongs to node.id=%" PRId64 ", not node.id=%" PRIu32,
-                        b->data_dir, v, b->cfg.node_id);
+                       b->data_dir, v, b->cfg.node_id);
                 rc = -EINVAL;
             }
         } else if (!strncmp(line, "next.topic.id=", 14)) {
@@ -213,8 +213,8 @@ static int read_meta(struct broker *b)
  * being written) and what a fresh file system holds. */
 static bool harmless_entry(const char *name)
 {
-    static const char *const ok[] = {".", "..", "lost+found", ".lock", "meta.tmp",
-                                     "minikafka.log", "minikafka.log.1"};
+    static const char *const ok[] = {
+        ".", "..", "lost+found", ".lock", "meta.tmp", "minikafka.log", "minikafka.log.1"};
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
         if (!strcmp(name, ok[i]))
             return true;
@@ -331,8 +331,7 @@ static int load_topics(struct broker *b)
         if (de->d_name[0] == '.')
             continue;
         if (topic_name_check(de->d_name) < 0) {
-            mk_log(MK_WARN, "ignoring %s/%s: not a topic name", b->topics_dir,
-                    de->d_name);
+            mk_log(MK_WARN, "ignoring %s/%s: not a topic name", b->topics_dir, de->d_name);
             continue;
         }
         struct topic *t;

@@ -136,7 +136,9 @@ void mk_log(enum mk_level level, const char *fmt, ...)
         static const char *const tty[] = {"error: ", "warning: ", ""};
         fprintf(stderr, "minikafka: %s%s\n", tty[level], msg);
     } else if (lg.detached && (level != MK_INFO || !stored)) {
-        syslog(level == MK_ERROR ? LOG_ERR : level == MK_WARN ? LOG_WARNING : LOG_INFO,
+        syslog(level == MK_ERROR  ? LOG_ERR
+               : level == MK_WARN ? LOG_WARNING
+                                  : LOG_INFO,
                "node=%u %s %s", lg.node, level_names[level], msg);
     }
 out:

@@ -252,9 +252,8 @@ static int check_mountpoint(const char *arg, char *mnt, bool *recovered)
     if (stat(mnt, &st) < 0 && errno == ENOTCONN) {
         mount_type(mnt, type, sizeof(type));
         if (strcmp(type, "fuse.minikafka") != 0 || unmount_dead(mnt) < 0) {
-            fprintf(stderr,
-                    "minikafka: %s is a dead FUSE mount (%s); run: fusermount3 -u %s\n", mnt,
-                    type[0] ? type : "unknown type", mnt);
+            fprintf(stderr, "minikafka: %s is a dead FUSE mount (%s); run: fusermount3 -u %s\n",
+                    mnt, type[0] ? type : "unknown type", mnt);
             return -1;
         }
         *recovered = true; /* logged once the log is open */
@@ -289,8 +288,9 @@ static int check_data_dir(const char *arg, const char *mnt, char *data)
         return -1;
     }
     if (path_within(data, mnt) || path_within(mnt, data)) {
-        fprintf(stderr, "minikafka: the data dir %s and the mount point %s are %s: "
-                        "use a data dir outside the mount point\n",
+        fprintf(stderr,
+                "minikafka: the data dir %s and the mount point %s are %s: "
+                "use a data dir outside the mount point\n",
                 data, mnt, !strcmp(data, mnt) ? "the same" : "one inside the other");
         return -1;
     }
@@ -300,8 +300,9 @@ static int check_data_dir(const char *arg, const char *mnt, char *data)
     }
     rc = broker_dir_check(data);
     if (rc == -ENOTEMPTY) {
-        fprintf(stderr, "minikafka: %s is not a minikafka data dir (no meta file) and is not "
-                        "empty: refusing to use it; give an empty or new directory\n",
+        fprintf(stderr,
+                "minikafka: %s is not a minikafka data dir (no meta file) and is not "
+                "empty: refusing to use it; give an empty or new directory\n",
                 data);
         return -1;
     }
@@ -425,7 +426,7 @@ int main(int argc, char **argv)
                 strerror(-rc));
 
     if (recovered)
-        mk_log(MK_WARN, "%s was the dead mount of a minikafka that was killed: unmounted it", mnt);
+        mk_log(MK_WARN, "%s was a stale mount (its minikafka was killed): unmounted it", mnt);
 
     long holder = 0;
     int64_t t0 = (int64_t)uv_hrtime();
@@ -475,8 +476,8 @@ int main(int argc, char **argv)
         sigs[i]->data = &d;
         uv_signal_start(sigs[i], on_signal, signums[i]);
     }
-    mk_log(MK_INFO, "serving %s on %s (node.id=%u, fsync=%s, pid %ld)", data, mnt,
-           c.cfg.node_id, c.cfg.fsync == MK_FSYNC_ALWAYS ? "always" : "never", (long)getpid());
+    mk_log(MK_INFO, "serving %s on %s (node.id=%u, fsync=%s, pid %ld)", data, mnt, c.cfg.node_id,
+           c.cfg.fsync == MK_FSYNC_ALWAYS ? "always" : "never", (long)getpid());
 
     uv_run(&d.loop, UV_RUN_DEFAULT);
     ret = 0;

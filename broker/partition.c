@@ -170,8 +170,8 @@ static void sync_done(struct part *p, struct part_job *j)
         return;
     }
     /* Not durable: take back everything past the commit point. */
-    mk_log(MK_ERROR, "%s: fdatasync failed: %s; %" PRIu64 " uncommitted bytes undone",
-            p->log.dir, strerror(-j->rc), plog_end_pos(&p->log) - p->commit_pos);
+    mk_log(MK_ERROR, "%s: fdatasync failed: %s; %" PRIu64 " uncommitted bytes undone", p->log.dir,
+           strerror(-j->rc), plog_end_pos(&p->log) - p->commit_pos);
     int rc = plog_truncate(&p->log, p->commit_off);
     if (rc < 0)
         mk_log(MK_ERROR, "%s: cannot undo: %s", p->log.dir, strerror(-rc));

@@ -246,8 +246,7 @@ err:
 
 /* --------------------------------------------------------- create / delete */
 
-int topic_create(struct broker *b, const char *name, const struct mk_owner *own,
-                 struct topic **out)
+int topic_create(struct broker *b, const char *name, const struct mk_owner *own, struct topic **out)
 {
     int rc = topic_name_check(name);
     if (rc < 0)
