@@ -132,20 +132,6 @@ int broker_set_root_owner(struct broker *b, const struct mk_owner *o)
     return rc;
 }
 
-/* Octal permission bits, as chmod writes them. */
-static int parse_mode(const char *s, uint32_t *out)
-{
-    char *end;
-    if (!*s || strlen(s) > 5)
-        return -EINVAL;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 8);
-    if (errno || *end || v > 07777)
-        return -EINVAL;
-    *out = (uint32_t)v;
-    return 0;
-}
-
 static int read_meta(struct broker *b)
 {
     char path[PATH_MAX], *buf;
@@ -194,7 +180,7 @@ static int read_meta(struct broker *b)
                 b->root.gid = (uint32_t)v;
             b->root_set = true;
         } else if (!strncmp(line, "root.mode=", 10)) {
-            if (parse_mode(line + 10, &b->root.mode) < 0)
+            if (cfg_parse_mode(line + 10, &b->root.mode) < 0)
                 rc = -EBADMSG;
             b->root_set = true;
         } else {

@@ -42,6 +42,17 @@ int cfg_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
     return 0;
 }
 
+int cfg_parse_mode(const char *s, uint32_t *out)
+{
+    if (!*s || strlen(s) > 5 || strspn(s, "01234567") != strlen(s))
+        return -EINVAL;
+    unsigned long v = strtoul(s, NULL, 8);
+    if (v > 07777)
+        return -EINVAL;
+    *out = (uint32_t)v;
+    return 0;
+}
+
 /* Segment sizes are capped so that every record offset inside one segment
  * fits the index and a .log stays addressable as one file. */
 #define SEG_BYTES_MIN 64

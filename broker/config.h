@@ -45,6 +45,10 @@ int cfg_set(struct mk_config *c, const char *key, const char *value, const char 
 /* Parses a decimal integer in [min, max], the whole string; 0 or -EINVAL. */
 int cfg_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
 
+/* Parses permission bits written in octal, as chmod writes them (at most
+ * 07777, the whole string); 0 or -EINVAL. */
+int cfg_parse_mode(const char *s, uint32_t *out);
+
 /* Validates a per-topic setting; index into topic_config_names or -ENOENT. */
 int topic_config_index(const char *name);
 int topic_config_check(int idx, const char *value, int64_t *out);

@@ -138,9 +138,8 @@ static int meta_read(const char *dir, struct topic *t)
             t->owner.uid = (uint32_t)v;
         } else if (!strcmp(key, "gid") && cfg_parse_i64(val, 0, UINT32_MAX, &v) == 0) {
             t->owner.gid = (uint32_t)v;
-        } else if (!strcmp(key, "mode") && *val && strlen(val) <= 5 &&
-                   strspn(val, "01234567") == strlen(val) && strtoul(val, NULL, 8) <= 07777) {
-            t->owner.mode = (uint32_t)strtoul(val, NULL, 8);
+        } else if (!strcmp(key, "mode") && cfg_parse_mode(val, &t->owner.mode) == 0) {
+            /* parsed in place */
         } else if ((idx = topic_config_index(key)) >= 0 && topic_config_check(idx, val, &v) == 0) {
             t->conf.v[idx] = v;
             t->conf.set |= 1u << idx;

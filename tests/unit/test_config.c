@@ -16,9 +16,7 @@ static void setup(void)
     cfg_defaults(&cfg);
 }
 
-static void teardown(void)
-{
-}
+static void teardown(void) {}
 
 TestSuite(config, .init = setup, .fini = teardown);
 
@@ -33,8 +31,8 @@ Test(config, topic_names_of_kafka_characters_are_accepted)
 
 Test(config, topic_names_outside_the_rule_are_einval)
 {
-    static const char *bad[] = {"",    ".",   "..",  ".cluster", "a/b", "a b",
-                                "a\n", "é",   "a:b", "a*",       "a\t", "topic!"};
+    static const char *bad[] = {"",    ".", "..",  ".cluster", "a/b", "a b",
+                                "a\n", "é", "a:b", "a*",       "a\t", "topic!"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         cr_assert_eq(topic_name_check(bad[i]), -EINVAL, "accepted \"%s\"", bad[i]);
 }
@@ -92,15 +90,22 @@ Test(config, invalid_values_are_einval_and_change_nothing)
     static const struct {
         const char *key, *value;
     } bad[] = {
-        {"num.partitions", "0"},        {"num.partitions", "100001"},
-        {"num.partitions", "3x"},       {"num.partitions", ""},
+        {"num.partitions", "0"},
+        {"num.partitions", "100001"},
+        {"num.partitions", "3x"},
+        {"num.partitions", ""},
         {"log.segment.bytes", "63"},
         {"log.segment.bytes", "1099511627777"},
-        {"log.segment.ms", "0"},        {"log.retention.ms", "-2"},
-        {"log.retention.bytes", "-2"},  {"log.retention.bytes", "1e9"},
-        {"message.max.bytes", "0"},     {"message.max.bytes", "67108865"},
-        {"fsync", "sometimes"},         {"fsync", ""},
-        {"node.id", "-1"},              {"node.id", "2147483648"},
+        {"log.segment.ms", "0"},
+        {"log.retention.ms", "-2"},
+        {"log.retention.bytes", "-2"},
+        {"log.retention.bytes", "1e9"},
+        {"message.max.bytes", "0"},
+        {"message.max.bytes", "67108865"},
+        {"fsync", "sometimes"},
+        {"fsync", ""},
+        {"node.id", "-1"},
+        {"node.id", "2147483648"},
         {"num.partitions", "99999999999999999999999"},
     };
     struct mk_config before = cfg;
@@ -109,8 +114,8 @@ Test(config, invalid_values_are_einval_and_change_nothing)
         cr_assert_eq(cfg_set(&cfg, bad[i].key, bad[i].value, &why), -EINVAL, "%s=%s accepted",
                      bad[i].key, bad[i].value);
         cr_assert_not_null(why, "%s=%s: no explanation", bad[i].key, bad[i].value);
-        cr_assert_eq(memcmp(&before, &cfg, sizeof(cfg)), 0, "%s=%s changed the config",
-                     bad[i].key, bad[i].value);
+        cr_assert_eq(memcmp(&before, &cfg, sizeof(cfg)), 0, "%s=%s changed the config", bad[i].key,
+                     bad[i].value);
     }
 }
 
@@ -197,4 +202,17 @@ Test(config, kafkas_long_max_is_accepted)
     cr_assert_eq(cfg_set(&cfg, "log.retention.bytes", max, NULL), 0);
     cr_assert_eq(cfg_set(&cfg, "log.segment.ms", max, NULL), 0);
     cr_assert_eq(cfg.segment_ms, INT64_MAX);
+}
+
+Test(config, modes_are_octal_up_to_07777)
+{
+    uint32_t m;
+    cr_assert_eq(cfg_parse_mode("0755", &m), 0);
+    cr_assert_eq(m, 0755);
+    cr_assert_eq(cfg_parse_mode("1777", &m), 0);
+    cr_assert_eq(m, 01777);
+    cr_assert_eq(cfg_parse_mode("17777", &m), -EINVAL);
+    cr_assert_eq(cfg_parse_mode("0758", &m), -EINVAL);
+    cr_assert_eq(cfg_parse_mode("", &m), -EINVAL);
+    cr_assert_eq(cfg_parse_mode(" 755", &m), -EINVAL);
 }

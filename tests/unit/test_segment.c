@@ -42,7 +42,8 @@ TestSuite(segment, .init = setup, .fini = teardown);
 
 static void append3(int64_t ts)
 {
-    struct iovec iov[2] = {{(void *)piece1, sizeof(piece1) - 1}, {(void *)piece2, sizeof(piece2) - 1}};
+    struct iovec iov[2] = {{(void *)piece1, sizeof(piece1) - 1},
+                           {(void *)piece2, sizeof(piece2) - 1}};
     cr_assert_eq(seg_append(&seg, iov, 2, lens3, 3, ts), 0);
 }
 
@@ -341,7 +342,7 @@ Test(segment, recovery_drops_an_entry_with_a_wrong_position)
 {
     append3(1);
     th_flip(idxp, SEG_HDR_SIZE + 2 * SEG_ENTRY_SIZE + 0); /* entry 2's position */
-    th_append_raw(logp, "x", 1);                         /* and a torn tail */
+    th_append_raw(logp, "x", 1);                          /* and a torn tail */
     reopen();
     uint64_t ver, reb;
     recover(0, 42, &ver, &reb);
@@ -410,7 +411,8 @@ Test(segment, stale_index_from_another_salt_does_not_validate)
     struct segment twin;
     cr_assert_eq(seg_create(&twin, dir2, BASE_OFF, BASE_POS), 0);
     cr_assert_neq(twin.salt, seg.salt);
-    struct iovec iov[2] = {{(void *)piece1, sizeof(piece1) - 1}, {(void *)piece2, sizeof(piece2) - 1}};
+    struct iovec iov[2] = {{(void *)piece1, sizeof(piece1) - 1},
+                           {(void *)piece2, sizeof(piece2) - 1}};
     cr_assert_eq(seg_append(&twin, iov, 2, lens3, 3, 1), 0);
     seg_close(&twin);
     append3(1);
@@ -490,8 +492,9 @@ Test(segment, short_write_then_enospc_in_log_leaves_segment_unchanged)
 {
     append3(1);
     inject_enospc_at(1);
-    cr_assert_eq(seg_append(&seg, &(struct iovec){"golf\nhotel\n", 11}, 1, (uint32_t[]){5, 6}, 2, 2),
-                 -ENOSPC);
+    cr_assert_eq(
+        seg_append(&seg, &(struct iovec){"golf\nhotel\n", 11}, 1, (uint32_t[]){5, 6}, 2, 2),
+        -ENOSPC);
     cr_assert_geq(pwritev_calls, 2, "the short write must have been retried");
     assert_unchanged_after_failed_append();
 }
@@ -500,8 +503,9 @@ Test(segment, enospc_in_index_write_truncates_the_log_back)
 {
     append3(1);
     inject_enospc_at(2); /* the .log write succeeds, the .idx write fails part-way */
-    cr_assert_eq(seg_append(&seg, &(struct iovec){"golf\nhotel\n", 11}, 1, (uint32_t[]){5, 6}, 2, 2),
-                 -ENOSPC);
+    cr_assert_eq(
+        seg_append(&seg, &(struct iovec){"golf\nhotel\n", 11}, 1, (uint32_t[]){5, 6}, 2, 2),
+        -ENOSPC);
     cr_assert_geq(pwritev_calls, 3);
     assert_unchanged_after_failed_append();
 }
@@ -552,10 +556,18 @@ Test(segment, parse_name_accepts_kafka_style_names)
 Test(segment, parse_name_rejects_other_names)
 {
     static const char *bad[] = {
-        "00000000000000000042.idx",  "0000000000000000042.log", "000000000000000000042.log",
-        "0000000000000000004a.log",  "-0000000000000000042.log", "00000000000000000042.log.tmp",
-        "18446744073709551616.log",  "99999999999999999999.log", "terms",
-        "checkpoint",                ".log",                     "",
+        "00000000000000000042.idx",
+        "0000000000000000042.log",
+        "000000000000000000042.log",
+        "0000000000000000004a.log",
+        "-0000000000000000042.log",
+        "00000000000000000042.log.tmp",
+        "18446744073709551616.log",
+        "99999999999999999999.log",
+        "terms",
+        "checkpoint",
+        ".log",
+        "",
         "00000000000000000042.LOG",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
