@@ -24,11 +24,11 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CRIT_LIBS  = $(shell pkg-config --libs criterion 2>/dev/null)
 
 RAFT_SRC   := $(wildcard raft/*.c)
-BROKER_SRC := $(filter-out broker/main.c,$(wildcard broker/*.c))
+BROKER_SRC := $(filter-out broker/main.c,$(wildcard broker/*.c broker/net/*.c))
 FS_SRC     := $(wildcard fs/*.c)
 LIB_SRC    := $(BROKER_SRC) $(FS_SRC) $(RAFT_SRC)
 UNIT_SRC   := $(wildcard tests/unit/*.c)
-HDRS       := $(wildcard raft/*.h broker/*.h fs/*.h tests/unit/*.h)
+HDRS       := $(wildcard raft/*.h broker/*.h broker/net/*.h fs/*.h tests/unit/*.h)
 
 MK         := $(BUILD)/minikafka
 MK_ASAN    := $(BUILD)/asan/minikafka
@@ -107,7 +107,7 @@ install: all
 	install -D -m 0755 $(MK) $(DESTDIR)$(PREFIX)/bin/minikafka
 
 format:
-	clang-format -i $(wildcard raft/*.[ch] broker/*.[ch] fs/*.[ch] tests/unit/*.[ch])
+	clang-format -i $(wildcard raft/*.[ch] broker/*.[ch] broker/net/*.[ch] fs/*.[ch] tests/unit/*.[ch])
 
 clean:
 	rm -rf $(BUILD)
