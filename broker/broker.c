@@ -5,7 +5,9 @@
  * DATA DIRECTORY
  *   DATA/.lock        flock()ed by the running daemon, holds its pid: a
  *                     second daemon on the same directory is refused
- *   DATA/meta         "format=1", "node.id=N", "next.topic.id=N", and once
+ *   DATA/meta         "format=1", "node.id=N", "next.topic.id=N", in a
+ *                     cluster "cluster.id=HEX" (fixed at its first start as
+ *                     a node of one: netport_cluster_id), and once
  *                     the mount root was chmod'ed/chown'ed "root.uid=N",
  *                     "root.gid=N", "root.mode=OCTAL" (atomic; rewritten
  *                     only when its content changes, so a start on a full
@@ -23,6 +25,7 @@
  * retention, and an index checkpoint when the commit point moved.
  */
 #include "broker/internal.h"
+#include "broker/net/netport.h"
 #include "broker/sysio.h"
 
 #include <dirent.h>
@@ -33,7 +36,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define HOUSEKEEP_MS 1000
@@ -81,6 +87,12 @@ static int meta_format(const struct broker *b, const struct mk_owner *root, bool
     char *buf;
     int len = asprintf(&buf, "format=1\nnode.id=%" PRIu32 "\nnext.topic.id=%" PRIu64 "\n",
                        b->cfg.node_id, next_id);
+    if (len >= 0 && b->cluster_id) {
+        char *more;
+        len = asprintf(&more, "%scluster.id=%016" PRIx64 "\n", buf, b->cluster_id);
+        free(buf);
+        buf = more;
+    }
     if (len >= 0 && root_set) {
         char *more;
         len = asprintf(&more, "%sroot.uid=%" PRIu32 "\nroot.gid=%" PRIu32 "\nroot.mode=%04o\n", buf,
@@ -171,6 +183,14 @@ static int read_meta(struct broker *b)
                 rc = -EBADMSG;
             else
                 b->next_topic_id = (uint64_t)v;
+        } else if (!strncmp(line, "cluster.id=", 11)) {
+            char *end;
+            errno = 0;
+            unsigned long long id = strtoull(line + 11, &end, 16);
+            if (errno || *end || strlen(line + 11) != 16 || id == 0)
+                rc = -EBADMSG;
+            else
+                b->cluster_id = id;
         } else if (!strncmp(line, "root.uid=", 9) || !strncmp(line, "root.gid=", 9)) {
             if (cfg_parse_i64(line + 9, 0, UINT32_MAX, &v) < 0)
                 rc = -EBADMSG;
@@ -406,6 +426,8 @@ int broker_open(struct broker **out, const char *data_dir, const struct mk_confi
     write_pid(b->lock_fd);
     if ((rc = read_meta(b)) < 0)
         goto err;
+    if (b->cfg.npeers && !b->cluster_id)
+        b->cluster_id = netport_cluster_id(&b->cfg); /* the first start in a cluster */
     if (((rc = sysio.mkdir(b->topics_dir, 0755)) < 0 && rc != -EEXIST) ||
         ((rc = sysio.mkdir(b->trash_dir, 0755)) < 0 && rc != -EEXIST))
         goto err;
@@ -429,12 +451,40 @@ err:
     return rc;
 }
 
-void broker_start(struct broker *b, uv_loop_t *loop)
+int broker_port_check(const struct mk_config *cfg)
+{
+    const struct mk_peer *self = cfg_peer(cfg, cfg->node_id);
+    if (!cfg->npeers || !self)
+        return 0;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(self->port)};
+    inet_pton(AF_INET, self->host, &a.sin_addr);
+    int rc = bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
+int broker_start(struct broker *b, uv_loop_t *loop)
 {
     b->loop = loop;
     uv_timer_init(loop, &b->timer);
     b->timer.data = b;
     uv_timer_start(&b->timer, housekeep, HOUSEKEEP_MS, HOUSEKEEP_MS);
+    if (!b->cfg.npeers)
+        return 0;
+    /* Raft groups are not wired to the port yet: messages are counted. */
+    struct netport_ops ops = {.ctx = b};
+    int rc = netport_open(&b->net, loop, &b->cfg, b->cluster_id, &ops);
+    if (rc < 0) {
+        const struct mk_peer *self = cfg_peer(&b->cfg, b->cfg.node_id);
+        mk_log(MK_ERROR, "cluster port %s:%u: %s", self->host, self->port, uv_strerror(rc));
+        b->net = NULL;
+    }
+    return rc;
 }
 
 void broker_quiesce(struct broker *b)
@@ -445,6 +495,10 @@ void broker_quiesce(struct broker *b)
     if (b->loop) {
         uv_timer_stop(&b->timer);
         uv_close((uv_handle_t *)&b->timer, NULL);
+    }
+    if (b->net) {
+        netport_close(b->net); /* frees itself once its handles closed */
+        b->net = NULL;
     }
 }
 
@@ -467,10 +521,13 @@ int broker_status(const struct broker *b, char **text, size_t *len)
     for (size_t i = 0; i < b->ntopics; i++)
         parts += b->topics[i]->nparts;
     fprintf(f,
-            "node.id=%" PRIu32 " version=%s role=single-node fsync=%s uptime.ms=%" PRId64
+            "node.id=%" PRIu32 " version=%s role=%s fsync=%s uptime.ms=%" PRId64
             " topics=%zu partitions=%" PRIu64 " data.dir=%s\n",
-            b->cfg.node_id, MK_VERSION, b->cfg.fsync == MK_FSYNC_ALWAYS ? "always" : "never",
-            now - b->started_ms, b->ntopics, parts, b->data_dir);
+            b->cfg.node_id, MK_VERSION, b->cfg.npeers ? "cluster-node" : "single-node",
+            b->cfg.fsync == MK_FSYNC_ALWAYS ? "always" : "never", now - b->started_ms, b->ntopics,
+            parts, b->data_dir);
+    if (b->net)
+        netport_status(b->net, f);
     for (size_t i = 0; i < b->ntopics; i++) {
         const struct topic *t = b->topics[i];
         fprintf(f, "topic=%s id=%" PRIu64 " partitions=%" PRIu32, t->name, t->id, t->nparts);

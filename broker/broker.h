@@ -51,8 +51,15 @@ int broker_open(struct broker **out, const char *data_dir, const struct mk_confi
                 long *holder);
 
 /* Attaches the broker to its loop and starts the 1-second housekeeping timer
- * (index checkpoints, segment roll by age, retention). */
-void broker_start(struct broker *b, uv_loop_t *loop);
+ * (index checkpoints, segment roll by age, retention) and, with peers, the
+ * cluster port.  Fails (-EADDRINUSE ...) only when the port cannot listen;
+ * the broker must then be quiesced and closed. */
+int broker_start(struct broker *b, uv_loop_t *loop);
+
+/* Whether this node's cluster port address can be bound now (checked
+ * before daemonizing, so that a port in use is reported on the terminal).
+ * 0 without peers. */
+int broker_port_check(const struct mk_config *cfg);
 
 /* Stops the timer and starts no new background work.  Returns at once; the
  * loop keeps running the jobs already queued.  broker_busy() says whether any

@@ -6,6 +6,7 @@
  */
 #include "broker/config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,54 @@ void cfg_defaults(struct mk_config *c)
     c->message_max_bytes = 1048588;
     c->fsync = MK_FSYNC_ALWAYS;
     c->node_id = 1;
+    c->npeers = 0;
+    c->request_timeout_ms = 30000;
+}
+
+/* ID@A.B.C.D:PORT */
+static int parse_peer(const char *v, struct mk_peer *out)
+{
+    const char *at = strchr(v, '@'), *colon = strrchr(v, ':');
+    if (!at || !colon || colon < at)
+        return -EINVAL;
+    char num[16];
+    int64_t id, port;
+    size_t n = (size_t)(at - v);
+    if (n == 0 || n >= sizeof(num))
+        return -EINVAL;
+    memcpy(num, v, n);
+    num[n] = '\0';
+    if (cfg_parse_i64(num, 1, INT32_MAX, &id) < 0 || cfg_parse_i64(colon + 1, 1, 65535, &port) < 0)
+        return -EINVAL;
+    n = (size_t)(colon - at - 1);
+    if (n == 0 || n >= sizeof(out->host))
+        return -EINVAL;
+    memcpy(out->host, at + 1, n);
+    out->host[n] = '\0';
+    struct in_addr a;
+    if (inet_pton(AF_INET, out->host, &a) != 1)
+        return -EINVAL;
+    out->id = (uint32_t)id;
+    out->port = (uint16_t)port;
+    return 0;
+}
+
+const struct mk_peer *cfg_peer(const struct mk_config *c, uint32_t id)
+{
+    for (size_t i = 0; i < c->npeers; i++)
+        if (c->peers[i].id == id)
+            return &c->peers[i];
+    return NULL;
+}
+
+int cfg_check(const struct mk_config *c, const char **why)
+{
+    if (c->npeers && !cfg_peer(c, c->node_id)) {
+        *why = "node.id must be one of the peers (give every node, this one included, as "
+               "peer=ID@HOST:PORT)";
+        return -EINVAL;
+    }
+    return 0;
 }
 
 int cfg_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
@@ -103,6 +152,20 @@ int cfg_set(struct mk_config *c, const char *key, const char *value, const char 
             c->fsync = MK_FSYNC_NEVER;
         else
             return -EINVAL;
+    } else if (!strcmp(key, "peer")) {
+        *why = "ID@IPV4:PORT, an id and address not given before, at most 16 peers";
+        struct mk_peer p;
+        if (parse_peer(value, &p) < 0 || c->npeers == MK_MAX_PEERS || cfg_peer(c, p.id))
+            return -EINVAL;
+        for (size_t i = 0; i < c->npeers; i++)
+            if (!strcmp(c->peers[i].host, p.host) && c->peers[i].port == p.port)
+                return -EINVAL;
+        c->peers[c->npeers++] = p;
+    } else if (!strcmp(key, "request.timeout.ms")) {
+        *why = "a positive integer (milliseconds)";
+        if (cfg_parse_i64(value, 1, INT32_MAX, &v) < 0)
+            return -EINVAL;
+        c->request_timeout_ms = v;
     } else if (!strcmp(key, "node.id")) {
         *why = "an integer from 0 to 2147483647";
         if (cfg_parse_i64(value, 0, INT32_MAX, &v) < 0)

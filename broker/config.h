@@ -10,6 +10,16 @@
 
 enum mk_fsync { MK_FSYNC_ALWAYS, MK_FSYNC_NEVER };
 
+#define MK_MAX_PEERS 16 /* nodes of a cluster (RAFT_MAX_SERVERS) */
+
+/* One node of the cluster (-o peer=ID@HOST:PORT): where it listens, and for
+ * this node's own entry also the source address it connects from. */
+struct mk_peer {
+    uint32_t id;
+    char host[16]; /* dotted IPv4 */
+    uint16_t port;
+};
+
 struct mk_config {
     uint32_t num_partitions;    /* num.partitions: partitions of a new topic */
     int64_t segment_bytes;      /* log.segment.bytes */
@@ -19,6 +29,9 @@ struct mk_config {
     uint32_t message_max_bytes; /* message.max.bytes: longest record, '\n' excluded */
     enum mk_fsync fsync;        /* fsync=always|never */
     uint32_t node_id;           /* node.id */
+    struct mk_peer peers[MK_MAX_PEERS]; /* peer=..., in the order given */
+    size_t npeers;                      /* 0: a single node */
+    int64_t request_timeout_ms;         /* request.timeout.ms */
 };
 
 /* Per-topic overrides (xattrs user.retention.ms ...); `set` has bit i for
@@ -41,6 +54,13 @@ void cfg_defaults(struct mk_config *c);
 /* Sets one option by its Kafka name.  -ENOENT: not one of ours (the caller
  * passes it on to FUSE); -EINVAL: a bad value (*why says what is allowed). */
 int cfg_set(struct mk_config *c, const char *key, const char *value, const char **why);
+
+/* Checks what single options cannot: with peers, this node's id must be
+ * one of them.  0 or -EINVAL (*why says what is wrong). */
+int cfg_check(const struct mk_config *c, const char **why);
+
+/* The peer entry of node id, or NULL. */
+const struct mk_peer *cfg_peer(const struct mk_config *c, uint32_t id);
 
 /* Parses a decimal integer in [min, max], the whole string; 0 or -EINVAL. */
 int cfg_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);

@@ -387,6 +387,11 @@ int main(int argc, char **argv)
         ret = 0;
         goto out_args;
     }
+    const char *why = "";
+    if (cfg_check(&c.cfg, &why) < 0) {
+        fprintf(stderr, "minikafka: %s\n", why);
+        goto out_args;
+    }
     if (!c.data || !c.mnt) {
         fprintf(stderr, "minikafka: missing %s (%s; see --help)\n",
                 c.data ? "MOUNTPOINT" : "DATA_DIR and MOUNTPOINT", usage_line);
@@ -448,6 +453,12 @@ int main(int argc, char **argv)
            (unsigned long long)r.verified, (unsigned long long)r.rebuilt,
            (unsigned long long)r.dropped_bytes);
 
+    if ((rc = broker_port_check(&c.cfg)) < 0) {
+        const struct mk_peer *self = cfg_peer(&c.cfg, c.cfg.node_id);
+        mk_log(MK_ERROR, "cannot listen on the cluster port %s:%u: %s", self->host, self->port,
+               strerror(-rc));
+        goto out_broker;
+    }
     if (fuse_session_mount(se, mnt) != 0) {
         mk_log(MK_ERROR, "cannot mount on %s", mnt);
         goto out_broker;
@@ -462,7 +473,11 @@ int main(int argc, char **argv)
         mk_log(MK_ERROR, "loop: %s", uv_strerror(rc));
         goto out_unmount;
     }
-    broker_start(d.b, &d.loop);
+    if ((rc = broker_start(d.b, &d.loop)) < 0) {
+        broker_quiesce(d.b);
+        uv_run(&d.loop, UV_RUN_DEFAULT);
+        goto out_loop;
+    }
     if ((rc = fs_start(d.fs, d.b, se, &d.loop, on_fs_exit, &d)) < 0) {
         mk_log(MK_ERROR, "serving FUSE: %s", strerror(-rc));
         broker_quiesce(d.b);

@@ -52,6 +52,7 @@ int wire_hdr_decode(const uint8_t *buf, struct wire_hdr *h)
 static uint64_t checksum(const uint8_t *hdr, const uint8_t *body, size_t len)
 {
     XXH3_state_t st;
+    XXH3_INITSTATE(&st);
     XXH3_64bits_reset_withSeed(&st, WIRE_SEED);
     XXH3_64bits_update(&st, hdr, 12);
     XXH3_64bits_update(&st, body, len);

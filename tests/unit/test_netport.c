@@ -1,0 +1,352 @@
+/*
+ * test_netport — the cluster port over real loopback sockets on a real libuv
+ * loop: two (or three) nodes in one process connect, carry Raft messages
+ * both ways, refuse foreign clusters and unknown nodes, survive garbage
+ * (closing only the connection it came on, counted), reconnect after a
+ * restart, and bound what waits for a peer that stops reading.
+ */
+#include "broker/net/netport.h"
+#include "broker/net/wire.h"
+
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static uv_loop_t loop;
+static uint16_t base_port;
+
+struct node {
+    struct netport *np;
+    struct mk_config cfg;
+    int ups, downs;
+    int msgs;
+    uint64_t last_group, last_term;
+    uint32_t last_from;
+    size_t last_entries;
+    char last_payload[64];
+};
+static struct node nodes[4];
+
+static void on_raft(void *ctx, uint32_t from, uint64_t group, const struct raft_msg *m)
+{
+    struct node *n = ctx;
+    n->msgs++;
+    n->last_from = from;
+    n->last_group = group;
+    n->last_term = m->term;
+    n->last_entries = m->n_entries;
+    if (m->n_entries && m->entries[0].len < sizeof(n->last_payload)) {
+        memcpy(n->last_payload, m->entries[0].buf, m->entries[0].len);
+        n->last_payload[m->entries[0].len] = '\0';
+    }
+}
+
+static void on_peer(void *ctx, uint32_t id, bool up)
+{
+    (void)id;
+    struct node *n = ctx;
+    if (up)
+        n->ups++;
+    else
+        n->downs++;
+}
+
+/* Node i of a cluster of `count` on 127.0.0.1, ports base_port + id. */
+static void config(int i, int count)
+{
+    struct mk_config *c = &nodes[i].cfg;
+    cfg_defaults(c);
+    c->node_id = (uint32_t)i;
+    for (int k = 1; k <= count; k++) {
+        char v[64];
+        snprintf(v, sizeof(v), "%d@127.0.0.1:%u", k, (unsigned)(base_port + k));
+        cr_assert_eq(cfg_set(c, "peer", v, NULL), 0);
+    }
+}
+
+static void start(int i, uint64_t cluster)
+{
+    struct netport_ops ops = {.ctx = &nodes[i], .raft = on_raft, .peer = on_peer};
+    cr_assert_eq(netport_open(&nodes[i].np, &loop, &nodes[i].cfg, cluster, &ops), 0);
+}
+
+static void stop(int i)
+{
+    netport_close(nodes[i].np);
+    nodes[i].np = NULL;
+}
+
+static void setup(void)
+{
+    memset(nodes, 0, sizeof(nodes));
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    base_port = (uint16_t)(20000 + (getpid() % 2000) * 10);
+}
+
+static void teardown(void)
+{
+    for (int i = 0; i < 4; i++)
+        if (nodes[i].np)
+            stop(i);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(uv_loop_close(&loop), 0, "a handle was left open");
+}
+
+TestSuite(netport, .init = setup, .fini = teardown, .timeout = 30);
+
+/* Runs the loop until cond() holds; fails after `secs`. */
+#define RUN_UNTIL(secs, cond)                                                                      \
+    do {                                                                                           \
+        uint64_t deadline_ = uv_hrtime() + (uint64_t)(secs)*1000000000ull;                         \
+        while (!(cond)) {                                                                          \
+            cr_assert(uv_hrtime() < deadline_, "timed out waiting for: %s", #cond);                \
+            uv_run(&loop, UV_RUN_NOWAIT);                                                          \
+            usleep(1000);                                                                          \
+        }                                                                                          \
+    } while (0)
+
+static void run_for_ms(int ms)
+{
+    uint64_t end = uv_hrtime() + (uint64_t)ms * 1000000ull;
+    while (uv_hrtime() < end) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+}
+
+static int send_append(int from, int to, uint64_t group, const char *text)
+{
+    struct raft_entry e = {.term = 4, .index = 10, .buf = text, .len = strlen(text)};
+    struct raft_msg m = {.type = RAFT_MSG_APPEND,
+                         .from = (uint64_t)from,
+                         .to = (uint64_t)to,
+                         .term = 4,
+                         .index = 9,
+                         .entries = &e,
+                         .n_entries = 1};
+    return netport_send_raft(nodes[from].np, (uint32_t)to, group, &m);
+}
+
+static char *status(int i)
+{
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&buf, &n);
+    netport_status(nodes[i].np, f);
+    fclose(f);
+    return buf;
+}
+
+static bool status_has(int i, const char *text)
+{
+    char *s = status(i);
+    bool ok = strstr(s, text) != NULL;
+    free(s);
+    return ok;
+}
+
+/* A raw TCP connection to node i's port. */
+static int raw_connect(int i)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(base_port + i)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    return fd;
+}
+
+/* Whether the other side closed fd (runs the loop meanwhile). */
+static bool closed_by_peer(int fd)
+{
+    char b[256];
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    uv_run(&loop, UV_RUN_NOWAIT);
+    if (poll(&p, 1, 0) <= 0)
+        return false;
+    ssize_t r = recv(fd, b, sizeof(b), MSG_DONTWAIT);
+    return r == 0 || (r < 0 && errno == ECONNRESET);
+}
+
+/* ------------------------------------------------------------ tests */
+
+Test(netport, two_nodes_connect_and_carry_raft_messages_both_ways)
+{
+    config(1, 2);
+    config(2, 2);
+    start(1, 77);
+    start(2, 77);
+    RUN_UNTIL(5, netport_connected(nodes[1].np, 2) && netport_connected(nodes[2].np, 1));
+    cr_assert_eq(nodes[1].ups, 1);
+    cr_assert_eq(nodes[2].ups, 1);
+    cr_assert_eq(send_append(1, 2, 0x100000002ull, "hello from 1"), 0);
+    cr_assert_eq(send_append(2, 1, 7, "and from 2"), 0);
+    RUN_UNTIL(5, nodes[2].msgs == 1 && nodes[1].msgs == 1);
+    cr_assert_eq(nodes[2].last_from, 1);
+    cr_assert_eq(nodes[2].last_group, 0x100000002ull);
+    cr_assert_eq(nodes[2].last_term, 4);
+    cr_assert_eq(nodes[2].last_entries, 1);
+    cr_assert_str_eq(nodes[2].last_payload, "hello from 1");
+    cr_assert_str_eq(nodes[1].last_payload, "and from 2");
+    cr_assert(status_has(1, "peer=2 addr=127.0.0.1:"));
+    cr_assert(status_has(1, "state=connected"));
+}
+
+Test(netport, sending_to_a_peer_that_is_down_is_enotconn)
+{
+    config(1, 2);
+    start(1, 77);
+    cr_assert_eq(send_append(1, 2, 1, "x"), -ENOTCONN);
+    run_for_ms(300);
+    cr_assert(status_has(1, "state=down"), "%s", status(1));
+}
+
+Test(netport, a_foreign_cluster_is_refused)
+{
+    config(1, 2);
+    config(2, 2);
+    start(1, 77);
+    start(2, 78);
+    RUN_UNTIL(5, status_has(1, "refusals=1") && status_has(2, "refused=1"));
+    run_for_ms(300);
+    cr_assert_not(netport_connected(nodes[1].np, 2));
+    cr_assert_not(netport_connected(nodes[2].np, 1));
+    cr_assert_eq(nodes[1].ups + nodes[2].ups, 0);
+    cr_assert(status_has(1, "it refused us"), "%s", status(1));
+}
+
+Test(netport, a_node_that_is_not_configured_is_refused)
+{
+    /* A HELLO of the right cluster from node 9, which node 2 does not know. */
+    config(2, 2);
+    uint64_t id = 77;
+    start(2, id);
+    int fd = raw_connect(2);
+    struct wire_buf b = {0};
+    struct wire_hello h = {.cluster_id = id, .from = 9, .to = 2, .max_version = 1};
+    cr_assert_eq(wire_hello_encode(&b, WIRE_HELLO, &h), 0);
+    cr_assert_eq(write(fd, b.p, b.len), (ssize_t)b.len);
+    RUN_UNTIL(5, closed_by_peer(fd));
+    cr_assert(status_has(2, "refused=1"), "%s", status(2));
+    close(fd);
+    wire_buf_free(&b);
+}
+
+Test(netport, garbage_closes_only_its_connection_and_is_counted)
+{
+    config(1, 2);
+    config(2, 2);
+    start(1, 77);
+    start(2, 77);
+    RUN_UNTIL(5, netport_connected(nodes[1].np, 2));
+    const char *junk[] = {"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+                          "MKP1\x01\x06\x00\x00\xff\xff\xff\x7f" /* a 2 GiB body */
+                          "\x00\x00\x00\x00\x00\x00\x00\x00"};
+    size_t lens[] = {27, 20};
+    for (int k = 0; k < 2; k++) {
+        int fd = raw_connect(2);
+        cr_assert_eq(write(fd, junk[k], lens[k]), (ssize_t)lens[k]);
+        RUN_UNTIL(5, closed_by_peer(fd));
+        close(fd);
+    }
+    /* Both refused at the header, before any body was reserved. */
+    cr_assert(status_has(2, "bad.frames=2"), "%s", status(2));
+    /* The real peer connection was not touched. */
+    cr_assert(netport_connected(nodes[1].np, 2));
+    cr_assert_eq(send_append(1, 2, 3, "still here"), 0);
+    RUN_UNTIL(5, nodes[2].msgs == 1);
+}
+
+Test(netport, a_bad_checksum_from_a_peer_closes_that_connection_and_it_reconnects)
+{
+    config(1, 2);
+    config(2, 2);
+    start(2, 77);
+    /* Play node 1 by hand: handshake, then a frame with one flipped byte. */
+    int fd = raw_connect(2);
+    struct wire_buf b = {0};
+    struct wire_hello h = {.cluster_id = 77, .from = 1, .to = 2, .max_version = 1};
+    cr_assert_eq(wire_hello_encode(&b, WIRE_HELLO, &h), 0);
+    cr_assert_eq(write(fd, b.p, b.len), (ssize_t)b.len);
+    RUN_UNTIL(5, nodes[2].ups == 1);
+    struct wire_ping p = {1, 2};
+    cr_assert_eq(wire_ping_encode(&b, WIRE_PING, &p), 0);
+    b.p[b.len - 1] ^= 1;
+    cr_assert_eq(write(fd, b.p, b.len), (ssize_t)b.len);
+    RUN_UNTIL(5, closed_by_peer(fd));
+    RUN_UNTIL(5, nodes[2].downs == 1);
+    cr_assert(status_has(2, "bad.frames=1"), "%s", status(2));
+    close(fd);
+    wire_buf_free(&b);
+    /* The real node 1 connects fine afterwards. */
+    start(1, 77);
+    RUN_UNTIL(5, netport_connected(nodes[2].np, 1));
+}
+
+Test(netport, a_restarted_peer_is_reconnected)
+{
+    config(1, 2);
+    config(2, 2);
+    start(1, 77);
+    start(2, 77);
+    RUN_UNTIL(5, netport_connected(nodes[1].np, 2));
+    stop(2);
+    RUN_UNTIL(5, nodes[1].downs == 1);
+    start(2, 77);
+    RUN_UNTIL(10, netport_connected(nodes[1].np, 2) && netport_connected(nodes[2].np, 1));
+    cr_assert(status_has(1, "connects=2"), "%s", status(1));
+    cr_assert_eq(send_append(1, 2, 1, "again"), 0);
+    RUN_UNTIL(5, nodes[2].msgs == 1);
+}
+
+Test(netport, a_peer_that_stops_reading_gets_a_bounded_queue)
+{
+    config(2, 2);
+    start(2, 77);
+    /* Node 1 played by hand: it handshakes, then never reads. */
+    int fd = raw_connect(2);
+    struct wire_buf b = {0};
+    struct wire_hello h = {.cluster_id = 77, .from = 1, .to = 2, .max_version = 1};
+    cr_assert_eq(wire_hello_encode(&b, WIRE_HELLO, &h), 0);
+    cr_assert_eq(write(fd, b.p, b.len), (ssize_t)b.len);
+    RUN_UNTIL(5, nodes[2].ups == 1);
+    size_t big = 1u << 20;
+    char *payload = malloc(big);
+    memset(payload, 'x', big);
+    struct raft_entry e = {.term = 1, .index = 1, .buf = payload, .len = big};
+    struct raft_msg m = {
+        .type = RAFT_MSG_APPEND, .from = 2, .to = 1, .term = 1, .entries = &e, .n_entries = 1};
+    int rc = 0, sent = 0;
+    for (int k = 0; k < 200 && rc == 0; k++) {
+        rc = netport_send_raft(nodes[2].np, 1, 1, &m);
+        if (rc == 0)
+            sent++;
+        uv_run(&loop, UV_RUN_NOWAIT);
+    }
+    cr_assert_eq(rc, -ENOBUFS, "200 MiB queued for a peer that does not read");
+    cr_assert_leq((size_t)sent * big, NETPORT_MAX_QUEUED + (16u << 20),
+                  "%d MiB accepted before the queue was full", sent);
+    cr_assert(status_has(2, "dropped=1"), "%s", status(2));
+    free(payload);
+    close(fd);
+    wire_buf_free(&b);
+}
+
+Test(netport, cluster_ids_follow_the_sorted_peer_list)
+{
+    struct mk_config a, c;
+    cfg_defaults(&a);
+    cfg_defaults(&c);
+    cr_assert_eq(cfg_set(&a, "peer", "1@127.0.0.1:7001", NULL), 0);
+    cr_assert_eq(cfg_set(&a, "peer", "2@127.0.0.2:7001", NULL), 0);
+    cr_assert_eq(cfg_set(&c, "peer", "2@127.0.0.2:7001", NULL), 0);
+    cr_assert_eq(cfg_set(&c, "peer", "1@127.0.0.1:7001", NULL), 0);
+    cr_assert_eq(netport_cluster_id(&a), netport_cluster_id(&c));
+    cr_assert_eq(cfg_set(&c, "peer", "3@127.0.0.3:7001", NULL), 0);
+    cr_assert_neq(netport_cluster_id(&a), netport_cluster_id(&c));
+}
