@@ -31,6 +31,7 @@
 #include <fcntl.h>
 #include <stdbool.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
@@ -247,20 +248,26 @@ static int check_mountpoint(const char *arg, char *mnt, bool *recovered)
         fprintf(stderr, "minikafka: mount point %s: %s\n", arg, strerror(-rc));
         return -1;
     }
+    /* A dead FUSE mount answers statfs with ENOTCONN (stat may still be
+     * answered from the kernel's attribute cache for a moment). */
     char type[64];
     struct stat st;
-    if (stat(mnt, &st) < 0 && errno == ENOTCONN) {
-        mount_type(mnt, type, sizeof(type));
+    struct statvfs sv;
+    mount_type(mnt, type, sizeof(type));
+    if (type[0] && statvfs(mnt, &sv) < 0 && errno == ENOTCONN) {
         if (strcmp(type, "fuse.minikafka") != 0 || unmount_dead(mnt) < 0) {
             fprintf(stderr, "minikafka: %s is a dead FUSE mount (%s); run: fusermount3 -u %s\n",
-                    mnt, type[0] ? type : "unknown type", mnt);
+                    mnt, type, mnt);
             return -1;
         }
         *recovered = true; /* logged once the log is open */
     }
     if (stat(mnt, &st) < 0) {
-        fprintf(stderr, "minikafka: mount point %s does not exist%s\n", mnt,
-                errno == ENOENT ? " (create it with mkdir)" : "");
+        if (errno == ENOENT)
+            fprintf(stderr, "minikafka: mount point %s does not exist (create it with mkdir)\n",
+                    mnt);
+        else
+            fprintf(stderr, "minikafka: mount point %s: %s\n", mnt, strerror(errno));
         return -1;
     }
     if (!S_ISDIR(st.st_mode)) {
