@@ -21,14 +21,14 @@ struct mk_peer {
 };
 
 struct mk_config {
-    uint32_t num_partitions;    /* num.partitions: partitions of a new topic */
-    int64_t segment_bytes;      /* log.segment.bytes */
-    int64_t segment_ms;         /* log.segment.ms */
-    int64_t retention_ms;       /* log.retention.ms, -1 = forever */
-    int64_t retention_bytes;    /* log.retention.bytes, -1 = no limit */
-    uint32_t message_max_bytes; /* message.max.bytes: longest record, '\n' excluded */
-    enum mk_fsync fsync;        /* fsync=always|never */
-    uint32_t node_id;           /* node.id */
+    uint32_t num_partitions;            /* num.partitions: partitions of a new topic */
+    int64_t segment_bytes;              /* log.segment.bytes */
+    int64_t segment_ms;                 /* log.segment.ms */
+    int64_t retention_ms;               /* log.retention.ms, -1 = forever */
+    int64_t retention_bytes;            /* log.retention.bytes, -1 = no limit */
+    uint32_t message_max_bytes;         /* message.max.bytes: longest record, '\n' excluded */
+    enum mk_fsync fsync;                /* fsync=always|never */
+    uint32_t node_id;                   /* node.id */
     struct mk_peer peers[MK_MAX_PEERS]; /* peer=..., in the order given */
     size_t npeers;                      /* 0: a single node */
     int64_t request_timeout_ms;         /* request.timeout.ms */

@@ -190,11 +190,12 @@ static int list_bases(const char *dir, uint64_t **out, size_t *n)
 
 static void remove_pair(const char *dir, uint64_t base)
 {
-    char p[PATH_MAX];
-    snprintf(p, sizeof(p), "%s/%020" PRIu64 ".idx", dir, base);
-    sysio.unlink(p);
-    snprintf(p, sizeof(p), "%s/%020" PRIu64 ".log", dir, base);
-    sysio.unlink(p);
+    static const char *const ext[] = {"idx", "aux", "log"}; /* seg_remove's order */
+    for (int i = 0; i < 3; i++) {
+        char p[PATH_MAX];
+        snprintf(p, sizeof(p), "%s/%020" PRIu64 ".%s", dir, base, ext[i]);
+        sysio.unlink(p);
+    }
 }
 
 int plog_open(struct plog *l, const char *dir, bool create)
@@ -320,15 +321,38 @@ int plog_roll(struct plog *l)
     return 0;
 }
 
-int plog_append(struct plog *l, uint64_t term, int64_t ts, const struct iovec *iov, int iovcnt,
-                const uint32_t *lens, size_t n, uint64_t segment_bytes, int64_t segment_ms)
+static size_t seg_for_off(const struct plog *l, uint64_t off);
+
+/* A format 1 active segment takes plain records only: entries of other
+ * kinds start a format 2 segment (an empty format 1 one is replaced). */
+static int need_format2(struct plog *l)
+{
+    struct segment *a = plog_active(l);
+    if (a->version >= 2)
+        return 0;
+    if (a->count > 0)
+        return plog_roll(l);
+    /* Empty: replace it by a format 2 one of the same name.  Should the
+     * create fail, a restart finds no segment there and makes one. */
+    uint64_t off = a->base_off, pos = a->base_pos;
+    int rc = seg_remove(a, l->dir);
+    return rc < 0 ? rc : seg_create(a, l->dir, off, pos);
+}
+
+static int append(struct plog *l, uint64_t term, int64_t ts, const struct iovec *iov, int iovcnt,
+                  const uint32_t *lens, const struct seg_item *items, size_t n,
+                  uint64_t segment_bytes, int64_t segment_ms)
 {
     int rc;
     if (n == 0)
         return 0;
     uint64_t total = 0;
-    for (size_t i = 0; i < n; i++)
-        total += lens[i];
+    bool plain = true;
+    for (size_t i = 0; i < n; i++) {
+        total += items ? items[i].len : lens[i];
+        if (items && (items[i].kind != SEG_RECORD || items[i].aux_len))
+            plain = false;
+    }
 
     if (l->nterms == 0 || l->terms[l->nterms - 1].term < term) {
         struct plog_term *nt = realloc(l->terms, (l->nterms + 1) * sizeof(*nt));
@@ -350,7 +374,31 @@ int plog_append(struct plog *l, uint64_t term, int64_t ts, const struct iovec *i
             return rc;
         a = plog_active(l);
     }
-    return seg_append(a, iov, iovcnt, lens, n, ts);
+    if (!plain && (rc = need_format2(l)) < 0)
+        return rc;
+    a = plog_active(l);
+    return items ? seg_append_items(a, iov, iovcnt, items, n, ts)
+                 : seg_append(a, iov, iovcnt, lens, n, ts);
+}
+
+int plog_append(struct plog *l, uint64_t term, int64_t ts, const struct iovec *iov, int iovcnt,
+                const uint32_t *lens, size_t n, uint64_t segment_bytes, int64_t segment_ms)
+{
+    return append(l, term, ts, iov, iovcnt, lens, NULL, n, segment_bytes, segment_ms);
+}
+
+int plog_append_items(struct plog *l, uint64_t term, int64_t ts, const struct iovec *iov,
+                      int iovcnt, const struct seg_item *items, size_t n, uint64_t segment_bytes,
+                      int64_t segment_ms)
+{
+    return append(l, term, ts, iov, iovcnt, NULL, items, n, segment_bytes, segment_ms);
+}
+
+int plog_read_aux(const struct plog *l, uint64_t off, const struct seg_entry *e, void *buf)
+{
+    if (off < plog_first_off(l) || off >= plog_next_off(l))
+        return -ERANGE;
+    return seg_read_aux(&l->segs[seg_for_off(l, off)], e, buf);
 }
 
 /* ------------------------------------------------------------------ lookup */
@@ -499,14 +547,17 @@ int plog_retain(struct plog *l, int64_t now_ms, int64_t retention_ms, int64_t re
 int plog_sync_prepare(const struct plog *l, uint64_t from_pos, bool index, struct plog_sync *s)
 {
     size_t first = from_pos < plog_first_pos(l) ? 0 : seg_for_pos(l, from_pos);
-    size_t need = (l->nsegs - first) * (index ? 2 : 1);
+    size_t need = (l->nsegs - first) * (index ? 3 : 1);
     s->nfds = 0;
     s->fds = malloc(need * sizeof(int));
     if (!s->fds)
         return -ENOMEM;
     for (size_t i = first; i < l->nsegs; i++) {
-        for (int k = 0; k < (index ? 2 : 1); k++) {
-            int fd = dup(k == 0 ? l->segs[i].log_fd : l->segs[i].idx_fd);
+        for (int k = 0; k < (index ? 3 : 1); k++) {
+            int src = k == 0 ? l->segs[i].log_fd : k == 1 ? l->segs[i].idx_fd : l->segs[i].aux_fd;
+            if (src < 0)
+                continue; /* a format 1 segment has no .aux */
+            int fd = dup(src);
             if (fd < 0) {
                 int rc = -errno;
                 for (int j = 0; j < s->nfds; j++)

@@ -7,7 +7,7 @@
  * It knows nothing about commit points or acknowledgements (partition.c).
  *
  * Files in the partition directory (formats in segment.c and plog.c):
- *   %020llu.log / .idx   segments
+ *   %020llu.log / .aux / .idx   segments
  *   terms                term-start list, "TERM START_OFFSET" per line
  *   checkpoint           "OFFSET": index entries below it are durable
  *
@@ -79,6 +79,17 @@ uint64_t plog_bytes(const struct plog *l);
  * appended. */
 int plog_append(struct plog *l, uint64_t term, int64_t ts, const struct iovec *iov, int iovcnt,
                 const uint32_t *lens, size_t n, uint64_t segment_bytes, int64_t segment_ms);
+
+/* Appends n entries of any kind (records, Raft NOOP/CONF entries, records
+ * with side data): see seg_append_items.  Entries that are not records take
+ * an offset but no byte position.  Otherwise as plog_append. */
+int plog_append_items(struct plog *l, uint64_t term, int64_t ts, const struct iovec *iov,
+                      int iovcnt, const struct seg_item *items, size_t n, uint64_t segment_bytes,
+                      int64_t segment_ms);
+
+/* Reads the side data of entry e (of record `off`, from plog_entry) into
+ * buf (e->aux_len bytes). */
+int plog_read_aux(const struct plog *l, uint64_t off, const struct seg_entry *e, void *buf);
 
 /* Starts a new, empty active segment now (age-based roll). */
 int plog_roll(struct plog *l);

@@ -8,34 +8,56 @@
  *       on: each record's bytes followed by '\n'.  No headers, no framing,
  *       so a FUSE read is a plain read of this file.
  *
+ *   NNNNNNNNNNNNNNNNNNNN.aux   (format 2)
+ *       Side data of entries, concatenated in entry order, no framing: what
+ *       the partition file does not show (a Raft configuration; later a Kafka
+ *       record's key, headers, producer id and sequence).  Each entry names
+ *       its range.
+ *
  *   NNNNNNNNNNNNNNNNNNNN.idx
  *       header, 32 bytes:
- *         0  8  magic "mkidx\0\0\1" (the last byte is the format version)
+ *         0  8  magic "mkidx\0\0V" (V, the last byte, is the format: 1 or 2)
  *         8  8  base offset (must match the file name)
  *        16  8  base position: absolute byte position of the .log's first byte
  *        24  8  salt: random, chosen when the file is created
- *       then one 32-byte entry per record, entry i at 32 + 32*i:
+ *       then one entry per offset, entry i at 32 + E*i.  Format 2 (E = 48):
  *         0  8  position: absolute byte position of the record's first byte
+ *               (an entry that is not a record: where the next record starts)
  *         8  8  timestamp, ms since the epoch (append time)
- *        16  4  length in the .log, including the '\n'
- *        20  4  flags (0; bit 0 is reserved for "key/headers in .aux")
- *        24  8  check = XXH3_64(entry bytes 0..24, seed = XXH3_64(record bytes, seed = salt))
+ *        16  4  length in the .log, including the '\n' (0 if not a record)
+ *        20  4  flags: bits 0-1 the kind (record, NOOP, CONF, control),
+ *               bit 2 "has side data"; other bits 0
+ *        24  8  aux offset: size of the .aux before this entry's side data
+ *        32  4  aux length (0 without side data)
+ *        36  4  0
+ *        40  8  check = XXH3_64(entry bytes 0..40,
+ *                              seed = XXH3_64(record bytes ++ side data, seed = salt))
+ *       Format 1 (E = 32, segments written before format 2): position,
+ *       timestamp, length and flags (0) as above, then at 24 the check
+ *       XXH3_64(entry bytes 0..24, seed = XXH3_64(record bytes, seed = salt)).
+ *       Format 1 segments stay as they are (records only); every segment
+ *       created now is format 2.
  *
- *   The check binds the entry to its record bytes and, through the salt, to
- *   this incarnation of the file: stale bytes from an older segment of the
- *   same name never validate.  Offset -> position is one 32-byte read
- *   (O(1)); position -> offset is a binary search over the entries.
+ *   The check binds the entry to its record bytes and side data and, through
+ *   the salt, to this incarnation of the file: stale bytes from an older
+ *   segment of the same name never validate.  Offset -> position is one
+ *   entry read (O(1)); position -> offset is a binary search over the
+ *   entries.  Entries that are not records take an offset but no bytes, so
+ *   record positions are the same whatever else the log holds.
  *
  * WRITE ORDER AND DURABILITY
- *   seg_append writes the .log bytes first, then the entries.  The group
+ *   seg_append writes the .log bytes first, then the side data, then the
+ *   entries.  seg_create creates the .log and .aux before the .idx.  The group
  *   commit (partition.c) fdatasyncs the .log before any write() is
  *   acknowledged; the .idx is fdatasynced lazily (plog.c's checkpoint).
  *   seg_create makes the header and the directory entries durable at once.
  *
  * RECOVERY (seg_recover)
  *   Entries from the last checkpoint on are checked in order: position must
- *   continue the previous record, the length must fit in the .log, the last
- *   byte must be '\n' and the check must match.  The first failure ends the
+ *   continue the previous record and the aux offset the previous side data,
+ *   the length must fit in the .log (0 exactly for entries that are not
+ *   records) and the side data in the .aux, a record's last byte must be
+ *   '\n' and the check must match.  The first failure ends the
  *   valid prefix.  Beyond it, complete '\n'-terminated lines still present in
  *   the .log (durable data whose entries were not yet flushed, e.g. after a
  *   power cut) get rebuilt entries; a trailing partial line is a torn write
@@ -55,9 +77,10 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
 #include <xxhash.h>
 
-static const char seg_magic[8] = {'m', 'k', 'i', 'd', 'x', 0, 0, 1};
+static const char seg_magic[7] = {'m', 'k', 'i', 'd', 'x', 0, 0}; /* + version byte */
 
 /* ---------------------------------------------------------------- encoding */
 
@@ -89,28 +112,51 @@ static uint32_t get32(const unsigned char *p)
     return v;
 }
 
-static uint64_t entry_check(const unsigned char *entry, const void *rec, size_t len, uint64_t salt)
+/* The check of an entry (see the format above); `eb` is the encoded entry. */
+static uint64_t entry_check(const struct segment *s, const unsigned char *eb, const void *rec,
+                            size_t len, const void *aux, size_t aux_len)
 {
-    uint64_t h = XXH3_64bits_withSeed(rec, len, salt);
-    return XXH3_64bits_withSeed(entry, 24, h);
+    if (s->version == 1) {
+        uint64_t h = XXH3_64bits_withSeed(len ? rec : "", len, s->salt);
+        return XXH3_64bits_withSeed(eb, 24, h);
+    }
+    XXH3_state_t st;
+    XXH3_INITSTATE(&st);
+    XXH3_64bits_reset_withSeed(&st, s->salt);
+    XXH3_64bits_update(&st, len ? rec : "", len);
+    XXH3_64bits_update(&st, aux_len ? aux : "", aux_len);
+    return XXH3_64bits_withSeed(eb, 40, XXH3_64bits_digest(&st));
 }
 
-static void entry_encode(unsigned char *out, const struct seg_entry *e, const void *rec,
-                         uint64_t salt)
+/* Where the check sits in an encoded entry. */
+static size_t check_at(const struct segment *s)
 {
+    return s->version == 1 ? 24 : 40;
+}
+
+static void entry_encode(const struct segment *s, unsigned char *out, const struct seg_entry *e,
+                         const void *rec, const void *aux)
+{
+    memset(out, 0, s->esize);
     put64(out, e->pos);
     put64(out + 8, (uint64_t)e->ts);
     put32(out + 16, e->len);
     put32(out + 20, e->flags);
-    put64(out + 24, entry_check(out, rec, e->len, salt));
+    if (s->version >= 2) {
+        put64(out + 24, e->aux_off);
+        put32(out + 32, e->aux_len);
+    }
+    put64(out + check_at(s), entry_check(s, out, rec, e->len, aux, e->aux_len));
 }
 
-static void entry_decode(const unsigned char *in, struct seg_entry *e)
+static void entry_decode(const struct segment *s, const unsigned char *in, struct seg_entry *e)
 {
     e->pos = get64(in);
     e->ts = (int64_t)get64(in + 8);
     e->len = get32(in + 16);
     e->flags = get32(in + 20);
+    e->aux_off = s->version >= 2 ? get64(in + 24) : 0;
+    e->aux_len = s->version >= 2 ? get32(in + 32) : 0;
 }
 
 static int seg_path(char *buf, size_t n, const char *dir, uint64_t base, const char *ext)
@@ -139,23 +185,34 @@ int seg_parse_name(const char *name, uint64_t *base_off)
 
 /* ---------------------------------------------------------- open / create */
 
-/* Clears s (no descriptors) and builds its two paths (PATH_MAX each). */
-static int seg_begin(struct segment *s, const char *dir, uint64_t base_off, char *lp, char *ip)
+/* Offset of entry i in the .idx. */
+static off_t idx_at(const struct segment *s, uint64_t i)
+{
+    return (off_t)(SEG_HDR_SIZE + i * s->esize);
+}
+
+/* Clears s (no descriptors) and builds its paths (PATH_MAX each). */
+static int seg_begin(struct segment *s, const char *dir, uint64_t base_off, char *lp, char *ip,
+                     char *ap)
 {
     memset(s, 0, sizeof(*s));
-    s->log_fd = s->idx_fd = -1;
+    s->log_fd = s->idx_fd = s->aux_fd = -1;
     int rc = seg_path(lp, PATH_MAX, dir, base_off, "log");
+    if (rc == 0)
+        rc = seg_path(ap, PATH_MAX, dir, base_off, "aux");
     return rc < 0 ? rc : seg_path(ip, PATH_MAX, dir, base_off, "idx");
 }
 
 int seg_create(struct segment *s, const char *dir, uint64_t base_off, uint64_t base_pos)
 {
-    char lp[PATH_MAX], ip[PATH_MAX];
-    int rc = seg_begin(s, dir, base_off, lp, ip);
+    char lp[PATH_MAX], ip[PATH_MAX], ap[PATH_MAX];
+    int rc = seg_begin(s, dir, base_off, lp, ip, ap);
     if (rc < 0)
         return rc;
     s->base_off = base_off;
     s->base_pos = base_pos;
+    s->version = 2;
+    s->esize = SEG_ENTRY_SIZE;
     s->first_ts = s->last_ts = sys_now_ms();
     if (getrandom(&s->salt, sizeof(s->salt), 0) != (ssize_t)sizeof(s->salt))
         s->salt = (uint64_t)s->first_ts * 0x9e3779b97f4a7c15ull ^ base_off;
@@ -163,37 +220,46 @@ int seg_create(struct segment *s, const char *dir, uint64_t base_off, uint64_t b
     s->log_fd = sysio.open(lp, O_RDWR | O_CREAT | O_EXCL, 0644);
     if (s->log_fd < 0)
         return s->log_fd;
+    s->aux_fd = sysio.open(ap, O_RDWR | O_CREAT | O_EXCL, 0644);
+    if (s->aux_fd < 0) {
+        rc = s->aux_fd;
+        goto err_unlink_log;
+    }
     s->idx_fd = sysio.open(ip, O_RDWR | O_CREAT | O_EXCL, 0644);
     if (s->idx_fd < 0) {
         rc = s->idx_fd;
-        goto err_unlink_log;
+        goto err_unlink_aux;
     }
     unsigned char hdr[SEG_HDR_SIZE];
-    memcpy(hdr, seg_magic, 8);
+    memcpy(hdr, seg_magic, 7);
+    hdr[7] = s->version;
     put64(hdr + 8, base_off);
     put64(hdr + 16, base_pos);
     put64(hdr + 24, s->salt);
     if ((rc = sys_pwrite_all(s->idx_fd, hdr, sizeof(hdr), 0)) < 0 ||
-        (rc = sysio.fdatasync(s->idx_fd)) < 0 || (rc = sysio.fdatasync(s->log_fd)) < 0 ||
-        (rc = sys_fsync_dir(dir)) < 0)
+        (rc = sysio.fdatasync(s->idx_fd)) < 0 || (rc = sysio.fdatasync(s->aux_fd)) < 0 ||
+        (rc = sysio.fdatasync(s->log_fd)) < 0 || (rc = sys_fsync_dir(dir)) < 0)
         goto err_unlink_idx;
     return 0;
 
 err_unlink_idx:
     sysio.close(s->idx_fd);
     sysio.unlink(ip);
+err_unlink_aux:
+    sysio.close(s->aux_fd);
+    sysio.unlink(ap);
 err_unlink_log:
     sysio.close(s->log_fd);
     sysio.unlink(lp);
-    s->log_fd = s->idx_fd = -1;
+    s->log_fd = s->idx_fd = s->aux_fd = -1;
     return rc;
 }
 
 int seg_open(struct segment *s, const char *dir, uint64_t base_off)
 {
-    char lp[PATH_MAX], ip[PATH_MAX];
+    char lp[PATH_MAX], ip[PATH_MAX], ap[PATH_MAX];
     struct stat st;
-    int rc = seg_begin(s, dir, base_off, lp, ip);
+    int rc = seg_begin(s, dir, base_off, lp, ip, ap);
     if (rc < 0)
         return rc;
     s->log_fd = sysio.open(lp, O_RDWR, 0);
@@ -210,19 +276,35 @@ int seg_open(struct segment *s, const char *dir, uint64_t base_off)
         rc = -EBADMSG;
         goto err_close;
     }
-    if (memcmp(hdr, seg_magic, 8) != 0 || get64(hdr + 8) != base_off) {
+    if (memcmp(hdr, seg_magic, 7) != 0 || (hdr[7] != 1 && hdr[7] != 2) ||
+        get64(hdr + 8) != base_off) {
         rc = -EBADMSG;
         goto err_close;
     }
+    s->version = hdr[7];
+    s->esize = s->version == 1 ? SEG_ENTRY_SIZE_V1 : SEG_ENTRY_SIZE;
     s->base_off = base_off;
     s->base_pos = get64(hdr + 16);
     s->salt = get64(hdr + 24);
+    if (s->version >= 2) {
+        /* Made before the .idx: a format 2 .idx without it is damage. */
+        s->aux_fd = sysio.open(ap, O_RDWR, 0);
+        if (s->aux_fd < 0) {
+            rc = s->aux_fd == -ENOENT ? -EBADMSG : s->aux_fd;
+            goto err_close;
+        }
+        if (fstat(s->aux_fd, &st) < 0) {
+            rc = -errno;
+            goto err_close;
+        }
+        s->aux_bytes = (uint64_t)st.st_size;
+    }
 
     if (fstat(s->idx_fd, &st) < 0) {
         rc = -errno;
         goto err_close;
     }
-    s->count = ((uint64_t)st.st_size - SEG_HDR_SIZE) / SEG_ENTRY_SIZE;
+    s->count = ((uint64_t)st.st_size - SEG_HDR_SIZE) / s->esize;
     if (fstat(s->log_fd, &st) < 0) {
         rc = -errno;
         goto err_close;
@@ -247,8 +329,8 @@ err_close:
 
 /* ---------------------------------------------------------------- recovery */
 
-/* Reads .log bytes [off, off+len) into buf, growing it as needed. */
-static int read_log(const struct segment *s, uint64_t off, uint32_t len, char **buf, size_t *cap)
+/* Reads len bytes at off of fd into buf, growing it as needed. */
+static int read_into(int fd, uint64_t off, uint32_t len, char **buf, size_t *cap)
 {
     if (len > *cap) {
         char *nb = realloc(*buf, len);
@@ -257,16 +339,40 @@ static int read_log(const struct segment *s, uint64_t off, uint32_t len, char **
         *buf = nb;
         *cap = len;
     }
-    return sys_pread_all(s->log_fd, *buf, len, (off_t)off);
+    return len ? sys_pread_all(fd, *buf, len, (off_t)off) : 0;
+}
+
+/* Whether entry e (encoded at p) is valid where the previous one ended
+ * (expect: byte position, aux: .aux size). */
+static bool entry_valid(const struct segment *s, const unsigned char *p, const struct seg_entry *e,
+                        uint64_t expect, uint64_t aux, char **rec, size_t *rcap, char **side,
+                        size_t *scap)
+{
+    bool record = seg_kind_of(e) == SEG_RECORD;
+    if (e->pos != expect || (record ? e->len == 0 : e->len != 0) ||
+        e->len > s->bytes - (expect - s->base_pos))
+        return false;
+    if (s->version >= 2 &&
+        (e->aux_off != aux || e->aux_len > s->aux_bytes - aux ||
+         (e->flags & ~(SEG_KIND_MASK | SEG_FLAG_AUX)) || !(e->flags & SEG_FLAG_AUX) != !e->aux_len))
+        return false;
+    if (s->version == 1 && e->flags != 0)
+        return false;
+    if (read_into(s->log_fd, e->pos - s->base_pos, e->len, rec, rcap) < 0 ||
+        (e->aux_len && read_into(s->aux_fd, e->aux_off, e->aux_len, side, scap) < 0))
+        return false;
+    if (record && (*rec)[e->len - 1] != '\n')
+        return false;
+    return entry_check(s, p, *rec, e->len, *side, e->aux_len) == get64(p + check_at(s));
 }
 
 int seg_recover(struct segment *s, uint64_t from, int64_t rebuild_ts, uint64_t *verified,
                 uint64_t *rebuilt)
 {
     enum { BATCH = 1024 };
-    unsigned char *ent = malloc((size_t)BATCH * SEG_ENTRY_SIZE);
-    char *rec = NULL;
-    size_t cap = 0;
+    unsigned char *ent = malloc((size_t)BATCH * s->esize);
+    char *rec = NULL, *side = NULL;
+    size_t cap = 0, scap = 0;
     uint64_t nver = 0, nreb = 0;
     int rc = 0;
     if (!ent)
@@ -274,39 +380,37 @@ int seg_recover(struct segment *s, uint64_t from, int64_t rebuild_ts, uint64_t *
     if (from > s->count)
         from = s->count;
 
-    /* Where the record at `from` must start. */
-    uint64_t expect = s->base_pos;
+    /* Where the entry at `from` must start, in the .log and in the .aux. */
+    uint64_t expect = s->base_pos, aux = 0;
     if (from > 0) {
         struct seg_entry prev;
         if ((rc = seg_entry(s, from - 1, &prev)) < 0)
             goto out;
         expect = prev.pos + prev.len;
-        if (expect < s->base_pos || expect - s->base_pos > s->bytes) {
-            /* The checkpoint itself is not backed by the .log: start over. */
+        aux = prev.aux_off + prev.aux_len;
+        if (expect < s->base_pos || expect - s->base_pos > s->bytes || aux > s->aux_bytes) {
+            /* The checkpoint itself is not backed by the files: start over. */
             from = 0;
             expect = s->base_pos;
+            aux = 0;
         }
     }
 
     uint64_t i = from;
     while (i < s->count) {
         uint64_t n = s->count - i < BATCH ? s->count - i : BATCH;
-        rc = sys_pread_all(s->idx_fd, ent, n * SEG_ENTRY_SIZE,
-                           (off_t)(SEG_HDR_SIZE + i * SEG_ENTRY_SIZE));
+        rc = sys_pread_all(s->idx_fd, ent, n * s->esize, idx_at(s, i));
         if (rc < 0)
             goto out;
         uint64_t j;
         for (j = 0; j < n; j++) {
-            const unsigned char *p = ent + j * SEG_ENTRY_SIZE;
+            const unsigned char *p = ent + j * s->esize;
             struct seg_entry e;
-            entry_decode(p, &e);
-            if (e.pos != expect || e.len == 0 || e.len > s->bytes - (expect - s->base_pos))
-                break;
-            if (read_log(s, e.pos - s->base_pos, e.len, &rec, &cap) < 0)
-                break;
-            if (rec[e.len - 1] != '\n' || entry_check(p, rec, e.len, s->salt) != get64(p + 24))
+            entry_decode(s, p, &e);
+            if (!entry_valid(s, p, &e, expect, aux, &rec, &cap, &side, &scap))
                 break;
             expect += e.len;
+            aux += e.aux_len;
             nver++;
         }
         i += j;
@@ -339,13 +443,13 @@ int seg_recover(struct segment *s, uint64_t from, int64_t rebuild_ts, uint64_t *
                 goto scanned;
             }
             uint32_t len = (uint32_t)len64;
-            struct seg_entry e = {.pos = s->base_pos + line_start, .ts = rebuild_ts, .len = len};
+            struct seg_entry e = {
+                .pos = s->base_pos + line_start, .ts = rebuild_ts, .len = len, .aux_off = aux};
             unsigned char out[SEG_ENTRY_SIZE];
-            if ((rc = read_log(s, line_start, len, &rec, &cap)) < 0)
+            if ((rc = read_into(s->log_fd, line_start, len, &rec, &cap)) < 0)
                 goto scanned;
-            entry_encode(out, &e, rec, s->salt);
-            rc = sys_pwrite_all(s->idx_fd, out, sizeof(out),
-                                (off_t)(SEG_HDR_SIZE + s->count * SEG_ENTRY_SIZE));
+            entry_encode(s, out, &e, rec, NULL);
+            rc = sys_pwrite_all(s->idx_fd, out, s->esize, idx_at(s, s->count));
             if (rc < 0)
                 goto scanned;
             s->count++;
@@ -360,13 +464,18 @@ scanned:
     if (rc < 0)
         goto out;
 
-    /* Cut what is not valid: torn entries and a torn last line. */
-    if ((rc = sysio.ftruncate(s->idx_fd, (off_t)(SEG_HDR_SIZE + s->count * SEG_ENTRY_SIZE))) < 0)
+    /* Cut what is not valid: torn entries, side data and a torn last line. */
+    if ((rc = sysio.ftruncate(s->idx_fd, idx_at(s, s->count))) < 0)
         goto out;
     if (log_valid != s->bytes) {
         if ((rc = sysio.ftruncate(s->log_fd, (off_t)log_valid)) < 0)
             goto out;
         s->bytes = log_valid;
+    }
+    if (s->version >= 2 && aux != s->aux_bytes) {
+        if ((rc = sysio.ftruncate(s->aux_fd, (off_t)aux)) < 0)
+            goto out;
+        s->aux_bytes = aux;
     }
     if (nreb > 0 || s->count > from) {
         struct seg_entry e;
@@ -378,6 +487,7 @@ scanned:
 out:
     free(ent);
     free(rec);
+    free(side);
     if (verified)
         *verified = nver;
     if (rebuilt)
@@ -387,13 +497,25 @@ out:
 
 /* ------------------------------------------------------------------ append */
 
-int seg_append(struct segment *s, const struct iovec *iov, int iovcnt, const uint32_t *lens,
-               size_t n, int64_t ts)
+/* Appends n entries: their .log lengths from lens (plain records) or from
+ * items (any kind, with side data). */
+static int append(struct segment *s, const struct iovec *iov, int iovcnt, const uint32_t *lens,
+                  const struct seg_item *items, size_t n, int64_t ts)
 {
-    uint64_t total = 0;
-    for (size_t k = 0; k < n; k++)
-        total += lens[k];
-    unsigned char *ent = malloc(n * SEG_ENTRY_SIZE);
+    uint64_t total = 0, aux_total = 0;
+    for (size_t k = 0; k < n; k++) {
+        uint32_t len = items ? items[k].len : lens[k];
+        if (items) {
+            bool record = items[k].kind == SEG_RECORD;
+            if (items[k].kind > SEG_CONTROL || (record ? len == 0 : len != 0))
+                return -EINVAL;
+            if (s->version == 1 && (!record || items[k].aux_len))
+                return -EOPNOTSUPP;
+            aux_total += items[k].aux_len;
+        }
+        total += len;
+    }
+    unsigned char *ent = malloc(n * s->esize);
     char *scratch = NULL;
     int rc = 0;
     if (!ent)
@@ -403,19 +525,21 @@ int seg_append(struct segment *s, const struct iovec *iov, int iovcnt, const uin
      * pieces (a held partial line + the new bytes) is copied once. */
     int vi = 0;
     size_t voff = 0;
-    uint64_t pos = s->base_pos + s->bytes;
+    uint64_t pos = s->base_pos + s->bytes, aux = s->aux_bytes;
     for (size_t k = 0; k < n; k++) {
-        size_t len = lens[k];
-        while (vi < iovcnt && voff == iov[vi].iov_len) {
+        size_t len = items ? items[k].len : lens[k];
+        while (len && vi < iovcnt && voff == iov[vi].iov_len) {
             vi++;
             voff = 0;
         }
-        if (vi >= iovcnt) {
+        if (len && vi >= iovcnt) {
             rc = -EINVAL;
             goto out;
         }
-        const char *rec;
-        if (iov[vi].iov_len - voff >= len) {
+        const char *rec = "";
+        if (len == 0) {
+            /* not a record: no bytes */
+        } else if (iov[vi].iov_len - voff >= len) {
             rec = (const char *)iov[vi].iov_base + voff;
             voff += len;
         } else {
@@ -444,30 +568,58 @@ int seg_append(struct segment *s, const struct iovec *iov, int iovcnt, const uin
             }
             rec = scratch;
         }
-        struct seg_entry e = {.pos = pos, .ts = ts, .len = (uint32_t)len, .flags = 0};
-        entry_encode(ent + k * SEG_ENTRY_SIZE, &e, rec, s->salt);
+        uint32_t alen = items ? items[k].aux_len : 0;
+        struct seg_entry e = {.pos = pos,
+                              .ts = ts,
+                              .len = (uint32_t)len,
+                              .flags = (items ? items[k].kind : 0) | (alen ? SEG_FLAG_AUX : 0),
+                              .aux_off = aux,
+                              .aux_len = alen};
+        entry_encode(s, ent + k * s->esize, &e, rec, alen ? items[k].aux : NULL);
         pos += len;
+        aux += alen;
     }
 
-    rc = sys_pwritev_all(s->log_fd, iov, iovcnt, (off_t)s->bytes);
+    if (total)
+        rc = sys_pwritev_all(s->log_fd, iov, iovcnt, (off_t)s->bytes);
+    for (size_t k = 0, at = 0; rc == 0 && aux_total && k < n; k++) {
+        if (!items[k].aux_len)
+            continue;
+        rc = sys_pwrite_all(s->aux_fd, items[k].aux, items[k].aux_len, (off_t)(s->aux_bytes + at));
+        at += items[k].aux_len;
+    }
     if (rc == 0)
-        rc = sys_pwrite_all(s->idx_fd, ent, n * SEG_ENTRY_SIZE,
-                            (off_t)(SEG_HDR_SIZE + s->count * SEG_ENTRY_SIZE));
+        rc = sys_pwrite_all(s->idx_fd, ent, n * s->esize, idx_at(s, s->count));
     if (rc < 0) {
         /* Undo a partial append so the files end where the segment does. */
         sysio.ftruncate(s->log_fd, (off_t)s->bytes);
-        sysio.ftruncate(s->idx_fd, (off_t)(SEG_HDR_SIZE + s->count * SEG_ENTRY_SIZE));
+        if (s->aux_fd >= 0)
+            sysio.ftruncate(s->aux_fd, (off_t)s->aux_bytes);
+        sysio.ftruncate(s->idx_fd, idx_at(s, s->count));
         goto out;
     }
     if (s->count == 0)
         s->first_ts = ts;
     s->count += n;
     s->bytes += total;
+    s->aux_bytes += aux_total;
     s->last_ts = ts;
 out:
     free(ent);
     free(scratch);
     return rc;
+}
+
+int seg_append(struct segment *s, const struct iovec *iov, int iovcnt, const uint32_t *lens,
+               size_t n, int64_t ts)
+{
+    return append(s, iov, iovcnt, lens, NULL, n, ts);
+}
+
+int seg_append_items(struct segment *s, const struct iovec *iov, int iovcnt,
+                     const struct seg_item *items, size_t n, int64_t ts)
+{
+    return append(s, iov, iovcnt, NULL, items, n, ts);
 }
 
 /* ------------------------------------------------------------------ lookup */
@@ -477,17 +629,28 @@ int seg_entry(const struct segment *s, uint64_t i, struct seg_entry *e)
     unsigned char buf[SEG_ENTRY_SIZE];
     if (i >= s->count)
         return -ERANGE;
-    int rc = sys_pread_all(s->idx_fd, buf, sizeof(buf), (off_t)(SEG_HDR_SIZE + i * SEG_ENTRY_SIZE));
+    int rc = sys_pread_all(s->idx_fd, buf, s->esize, idx_at(s, i));
     if (rc < 0)
         return rc;
-    entry_decode(buf, e);
+    entry_decode(s, buf, e);
     return 0;
+}
+
+int seg_read_aux(const struct segment *s, const struct seg_entry *e, void *buf)
+{
+    if (!e->aux_len)
+        return 0;
+    if (s->aux_fd < 0 || e->aux_off > s->aux_bytes || e->aux_len > s->aux_bytes - e->aux_off)
+        return -ERANGE;
+    return sys_pread_all(s->aux_fd, buf, e->aux_len, (off_t)e->aux_off);
 }
 
 int seg_find_pos(const struct segment *s, uint64_t pos, uint64_t *index)
 {
     if (s->count == 0 || pos < s->base_pos || pos >= s->base_pos + s->bytes)
         return -ERANGE;
+    /* The last entry starting at or before pos: with entries that are not
+     * records (no bytes) at the same position, that is the record. */
     uint64_t lo = 0, hi = s->count - 1;
     while (lo < hi) {
         uint64_t mid = lo + (hi - lo + 1) / 2;
@@ -508,21 +671,26 @@ int seg_truncate(struct segment *s, uint64_t count)
 {
     if (count >= s->count)
         return 0;
-    uint64_t bytes = 0;
+    uint64_t bytes = 0, aux = 0;
     if (count > 0) {
         struct seg_entry e;
         int rc = seg_entry(s, count - 1, &e);
         if (rc < 0)
             return rc;
         bytes = e.pos + e.len - s->base_pos;
+        aux = e.aux_off + e.aux_len;
     }
-    int rc = sysio.ftruncate(s->idx_fd, (off_t)(SEG_HDR_SIZE + count * SEG_ENTRY_SIZE));
+    int rc = sysio.ftruncate(s->idx_fd, idx_at(s, count));
     if (rc == 0)
         rc = sysio.ftruncate(s->log_fd, (off_t)bytes);
+    if (rc == 0 && s->aux_fd >= 0)
+        rc = sysio.ftruncate(s->aux_fd, (off_t)aux);
     if (rc < 0)
         return rc;
     s->count = count;
     s->bytes = bytes;
+    if (s->aux_fd >= 0)
+        s->aux_bytes = aux;
     if (count > 0) {
         struct seg_entry e;
         if (seg_entry(s, count - 1, &e) == 0)
@@ -534,6 +702,8 @@ int seg_truncate(struct segment *s, uint64_t count)
 int seg_sync(const struct segment *s, bool with_index)
 {
     int rc = sysio.fdatasync(s->log_fd);
+    if (rc == 0 && with_index && s->aux_fd >= 0)
+        rc = sysio.fdatasync(s->aux_fd);
     if (rc == 0 && with_index)
         rc = sysio.fdatasync(s->idx_fd);
     return rc;
@@ -545,21 +715,27 @@ void seg_close(struct segment *s)
         sysio.close(s->log_fd);
     if (s->idx_fd >= 0)
         sysio.close(s->idx_fd);
-    s->log_fd = s->idx_fd = -1;
+    if (s->aux_fd >= 0)
+        sysio.close(s->aux_fd);
+    s->log_fd = s->idx_fd = s->aux_fd = -1;
 }
 
 int seg_remove(struct segment *s, const char *dir)
 {
-    char lp[PATH_MAX], ip[PATH_MAX];
+    char lp[PATH_MAX], ip[PATH_MAX], ap[PATH_MAX];
     uint64_t base = s->base_off;
     seg_close(s);
     int rc = seg_path(lp, sizeof(lp), dir, base, "log");
     if (rc == 0)
         rc = seg_path(ip, sizeof(ip), dir, base, "idx");
+    if (rc == 0)
+        rc = seg_path(ap, sizeof(ap), dir, base, "aux");
     if (rc < 0)
         return rc;
     /* The .idx goes first: a .log without .idx is recognisable leftovers. */
     int r1 = sysio.unlink(ip);
+    int r3 = sysio.unlink(ap);
     int r2 = sysio.unlink(lp);
+    (void)r3; /* format 1 segments have none */
     return r1 < 0 ? r1 : r2;
 }

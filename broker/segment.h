@@ -15,30 +15,65 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#define SEG_HDR_SIZE   32
-#define SEG_ENTRY_SIZE 32
+#define SEG_HDR_SIZE      32
+#define SEG_ENTRY_SIZE    48 /* format 2, every new segment */
+#define SEG_ENTRY_SIZE_V1 32 /* format 1, read and appended to as it is */
 
-/* One record's index entry, decoded. */
+/* What an entry is (flags bits 0-1).  Only records have bytes in the .log;
+ * the others take an offset but no byte position, so they never show in
+ * the partition file and never move a record's position. */
+enum seg_kind {
+    SEG_RECORD = 0,  /* a record: its bytes (and '\n') in the .log */
+    SEG_NOOP = 1,    /* Raft: the entry every new leader appends */
+    SEG_CONF = 2,    /* Raft: a configuration (payload in .aux) */
+    SEG_CONTROL = 3, /* reserved: markers with their data in .aux */
+};
+#define SEG_KIND_MASK 3u
+#define SEG_FLAG_AUX  4u /* the entry has side data in the .aux file */
+
+/* One entry of the index, decoded. */
 struct seg_entry {
-    uint64_t pos;   /* absolute byte position of the record's first byte */
-    int64_t ts;     /* append time, ms since the epoch */
-    uint32_t len;   /* bytes in the .log, including the trailing '\n' */
-    uint32_t flags; /* 0; bit 0 reserved for "has key/headers in .aux" */
+    uint64_t pos;     /* absolute byte position of the record's first byte (for
+                         other kinds: of the next record) */
+    int64_t ts;       /* append time, ms since the epoch */
+    uint32_t len;     /* bytes in the .log, including the trailing '\n'; 0
+                         for entries that are not records */
+    uint32_t flags;   /* kind | SEG_FLAG_AUX */
+    uint64_t aux_off; /* where its side data starts in the .aux (format 2) */
+    uint32_t aux_len; /* bytes of side data (0: none) */
+};
+
+static inline enum seg_kind seg_kind_of(const struct seg_entry *e)
+{
+    return (enum seg_kind)(e->flags & SEG_KIND_MASK);
+}
+
+/* One entry to append: see seg_append_items. */
+struct seg_item {
+    uint32_t len;    /* bytes in the .log ('\n' included); 0 unless SEG_RECORD */
+    uint8_t kind;    /* enum seg_kind */
+    const void *aux; /* side data for the .aux file (a key and headers, a
+                        Raft configuration ...), copied; NULL when aux_len 0 */
+    uint32_t aux_len;
 };
 
 struct segment {
-    uint64_t base_off; /* offset of the first record (also the file name) */
-    uint64_t base_pos; /* byte position of the first byte of the .log */
-    uint64_t count;    /* records in the segment */
-    uint64_t bytes;    /* bytes in the .log */
-    uint64_t salt;     /* random per file; seeds every checksum */
-    int64_t first_ts;  /* timestamp of the first record, or creation time */
-    int64_t last_ts;   /* timestamp of the last record, or creation time */
+    uint64_t base_off;  /* offset of the first record (also the file name) */
+    uint64_t base_pos;  /* byte position of the first byte of the .log */
+    uint64_t count;     /* records in the segment */
+    uint64_t bytes;     /* bytes in the .log */
+    uint64_t salt;      /* random per file; seeds every checksum */
+    int64_t first_ts;   /* timestamp of the first record, or creation time */
+    int64_t last_ts;    /* timestamp of the last record, or creation time */
+    uint8_t version;    /* index format: 1 (32-byte entries, records only) or 2 */
+    uint32_t esize;     /* bytes per index entry */
+    uint64_t aux_bytes; /* bytes in the .aux (format 2) */
     int log_fd;
     int idx_fd;
+    int aux_fd; /* format 2 only, else -1 */
 };
 
-/* Creates dir/%020llu.{log,idx} for a new, empty segment and makes the
+/* Creates dir/%020llu.{log,aux,idx} (format 2) for a new, empty segment and makes the
  * header and the names durable (fdatasync + fsync dir) before returning.
  * Fails with -EEXIST if the files exist. */
 int seg_create(struct segment *s, const char *dir, uint64_t base_off, uint64_t base_pos);
@@ -64,6 +99,17 @@ int seg_recover(struct segment *s, uint64_t from, int64_t rebuild_ts, uint64_t *
 int seg_append(struct segment *s, const struct iovec *iov, int iovcnt, const uint32_t *lens,
                size_t n, int64_t ts);
 
+/* Appends n entries of any kind: the .log gets the bytes of the records
+ * (items[i].len each, the concatenation of iov), the .aux their side data,
+ * the .idx their entries, in that order, in the page cache only.  A format
+ * 1 segment takes plain records only (-EOPNOTSUPP otherwise: roll first).
+ * On failure all three files are truncated back. */
+int seg_append_items(struct segment *s, const struct iovec *iov, int iovcnt,
+                     const struct seg_item *items, size_t n, int64_t ts);
+
+/* Reads entry e's side data (e->aux_len bytes) into buf. */
+int seg_read_aux(const struct segment *s, const struct seg_entry *e, void *buf);
+
 /* Reads entry i (0 <= i < count). */
 int seg_entry(const struct segment *s, uint64_t i, struct seg_entry *e);
 
@@ -73,12 +119,13 @@ int seg_find_pos(const struct segment *s, uint64_t pos, uint64_t *index);
 /* Drops records [count, s->count) from both files. */
 int seg_truncate(struct segment *s, uint64_t count);
 
-/* fdatasync of the .log, and of the .idx when with_index. */
+/* fdatasync of the .log, and of the .idx and .aux when with_index. */
 int seg_sync(const struct segment *s, bool with_index);
 
 void seg_close(struct segment *s);
 
-/* Closes and unlinks both files. */
+/* Closes and unlinks its files (.idx first: a .log without .idx is the
+ * recognisable remains of a removal cut short). */
 int seg_remove(struct segment *s, const char *dir);
 
 /* Parses a segment file name "%020llu.log"; 0 or -EINVAL. */

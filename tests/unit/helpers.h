@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 /* A fresh directory under /tmp; the caller frees it (th_rmdir does). */
 static inline char *th_mkdtemp(void)
@@ -132,6 +133,40 @@ static inline size_t th_lens(const char *text, size_t len, uint32_t *lens, size_
 static inline void th_pread(int fd, void *buf, size_t n, uint64_t off)
 {
     cr_assert_eq(pread(fd, buf, n, (off_t)off), (ssize_t)n);
+}
+
+/* Writes dir/%020llu.{log,idx} in index format 1 (32-byte entries, no .aux),
+ * as the previous release wrote them. */
+static inline void th_write_v1_segment(const char *dir, uint64_t base, uint64_t base_pos,
+                                       const char *text)
+{
+    char lp[PATH_MAX], ip[PATH_MAX];
+    th_seg_path(lp, dir, base, "log");
+    th_seg_path(ip, dir, base, "idx");
+    unsigned char hdr[SEG_HDR_SIZE] = {'m', 'k', 'i', 'd', 'x', 0, 0, 1};
+    uint64_t salt = 0x1234;
+    memcpy(hdr + 8, &base, 8);
+    uint64_t pos = base_pos;
+    memcpy(hdr + 16, &pos, 8);
+    memcpy(hdr + 24, &salt, 8);
+    th_append_raw(ip, hdr, sizeof(hdr));
+    th_append_raw(lp, text, strlen(text));
+    const char *p = text;
+    while (*p) {
+        const char *nl = strchr(p, '\n');
+        uint32_t len = (uint32_t)(nl - p + 1), flags = 0;
+        int64_t ts = 42;
+        unsigned char ent[SEG_ENTRY_SIZE_V1];
+        memcpy(ent, &pos, 8);
+        memcpy(ent + 8, &ts, 8);
+        memcpy(ent + 16, &len, 4);
+        memcpy(ent + 20, &flags, 4);
+        uint64_t check = XXH3_64bits_withSeed(ent, 24, XXH3_64bits_withSeed(p, len, salt));
+        memcpy(ent + 24, &check, 8);
+        th_append_raw(ip, ent, sizeof(ent));
+        pos += len;
+        p = nl + 1;
+    }
 }
 
 #endif

@@ -579,8 +579,9 @@ Test(plog, sync_prepare_covers_segments_from_a_position_on)
     cr_assert_eq(s.nfds, 2);
     cr_assert_eq(plog_sync_run(&s), 0);
     cr_assert_null(s.fds);
+    /* With the index: .log, .idx and .aux of each of the 3 segments. */
     cr_assert_eq(plog_sync_prepare(&lg, 0, true, &s), 0);
-    cr_assert_eq(s.nfds, 6);
+    cr_assert_eq(s.nfds, 9);
     cr_assert_eq(plog_sync_run(&s), 0);
 }
 
@@ -619,4 +620,104 @@ Test(plog, a_term_that_cannot_be_recorded_appends_nothing)
     sysio.rename = real_rename;
     cr_assert_eq(append_n(1, 2, TS), 0);
     cr_assert_eq(plog_term_at(&lg, 2), 2);
+}
+
+/* ------------------------------------------------------ entries of other kinds */
+
+static int append_noop_conf(uint64_t term)
+{
+    struct seg_item items[2] = {{.len = 0, .kind = SEG_NOOP},
+                                {.len = 0, .kind = SEG_CONF, .aux = "123", .aux_len = 3}};
+    return plog_append_items(&lg, term, TS, NULL, 0, items, 2, SEG_BYTES, NO_AGE);
+}
+
+Test(plog, noop_and_conf_entries_take_offsets_not_positions)
+{
+    cr_assert_eq(append_n(3, 1, TS), 0);
+    uint64_t end = plog_end_pos(&lg);
+    cr_assert_eq(append_noop_conf(2), 0);
+    cr_assert_eq(plog_next_off(&lg), 5);
+    cr_assert_eq(plog_end_pos(&lg), end, "no bytes for them in the partition file");
+    cr_assert_eq(plog_term_at(&lg, 3), 2);
+    cr_assert_eq(append_n(1, 2, TS), 0);
+    struct seg_entry e;
+    cr_assert_eq(plog_entry(&lg, 5, &e), 0);
+    cr_assert_eq(e.pos, end, "the next record starts where the last one ended");
+    uint64_t off;
+    cr_assert_eq(plog_offset_of(&lg, end, &off), 0);
+    cr_assert_eq(off, 5);
+    cr_assert_eq(plog_entry(&lg, 4, &e), 0);
+    cr_assert_eq(seg_kind_of(&e), SEG_CONF);
+    char buf[3];
+    cr_assert_eq(plog_read_aux(&lg, 4, &e, buf), 0);
+    cr_assert_eq(memcmp(buf, "123", 3), 0);
+    reopen();
+    cr_assert_eq(plog_next_off(&lg), 6);
+    cr_assert_eq(plog_end_pos(&lg), end + REC_LEN);
+    cr_assert_eq(lg.rec.rebuilt, 0);
+}
+
+Test(plog, truncation_takes_side_data_and_kinds_along)
+{
+    cr_assert_eq(append_n(2, 1, TS), 0);
+    cr_assert_eq(append_noop_conf(2), 0);
+    cr_assert_eq(append_n(2, 2, TS), 0);
+    cr_assert_eq(plog_truncate(&lg, 3), 0);
+    cr_assert_eq(plog_next_off(&lg), 3);
+    struct seg_entry e;
+    cr_assert_eq(plog_entry(&lg, 2, &e), 0);
+    cr_assert_eq(seg_kind_of(&e), SEG_NOOP);
+    char p[PATH_MAX];
+    cr_assert_eq(th_size(th_seg_path(p, dir, 0, "aux")), 0);
+}
+
+/* An empty partition directory (setup made a segment in it). */
+static void fresh_dir(void)
+{
+    cr_assert_eq(sys_remove_tree(dir), 0);
+    cr_assert_eq(mkdir(dir, 0755), 0);
+}
+
+/* A partition written by the previous release (format 1 index): its records
+ * read back, plain records still go into its active segment, and the first
+ * entry of another kind starts a format 2 segment. */
+Test(plog, a_format_1_log_is_upgraded_at_the_first_entry_of_another_kind)
+{
+    plog_close(&lg);
+    char p[PATH_MAX];
+    fresh_dir();
+    th_write_v1_segment(dir, 0, 0, "old-0\nold-1\n");
+    cr_assert_eq(plog_open(&lg, dir, false), 0);
+    cr_assert_eq(plog_next_off(&lg), 2);
+    cr_assert_eq(plog_active(&lg)->version, 1);
+    cr_assert_eq(append_n(1, 1, TS), 0);
+    cr_assert_eq(plog_active(&lg)->version, 1, "plain records stay in the format 1 segment");
+    cr_assert_eq(append_noop_conf(2), 0);
+    cr_assert_eq(lg.nsegs, 2);
+    cr_assert_eq(plog_active(&lg)->version, 2);
+    cr_assert_eq(plog_active(&lg)->base_off, 3);
+    cr_assert(th_exists(th_seg_path(p, dir, 3, "aux")));
+    reopen();
+    cr_assert_eq(plog_next_off(&lg), 5);
+    cr_assert_eq(plog_end_pos(&lg), 12 + REC_LEN);
+    cr_assert_eq(lg.segs[0].version, 1);
+}
+
+Test(plog, an_empty_format_1_active_segment_is_replaced)
+{
+    plog_close(&lg);
+    char p[PATH_MAX];
+    fresh_dir();
+    th_write_v1_segment(dir, 0, 0, "old-0\n");
+    th_write_v1_segment(dir, 1, 6, "");
+    cr_assert_eq(plog_open(&lg, dir, false), 0);
+    cr_assert_eq(lg.nsegs, 2);
+    cr_assert_eq(append_noop_conf(1), 0);
+    cr_assert_eq(lg.nsegs, 2);
+    cr_assert_eq(plog_active(&lg)->version, 2);
+    cr_assert_eq(plog_active(&lg)->base_off, 1);
+    cr_assert(th_exists(th_seg_path(p, dir, 1, "aux")));
+    reopen();
+    cr_assert_eq(plog_next_off(&lg), 3);
+    cr_assert_eq(plog_end_pos(&lg), 6);
 }

@@ -11,6 +11,7 @@
 #include "tests/unit/helpers.h"
 
 #include <criterion/criterion.h>
+#include <xxhash.h>
 
 #define BASE_OFF 7
 #define BASE_POS 1000
@@ -575,4 +576,185 @@ Test(segment, parse_name_rejects_other_names)
         cr_assert_eq(seg_parse_name(bad[i], &v), -EINVAL, "accepted \"%s\"", bad[i]);
         cr_assert_eq(v, 12345, "\"%s\" wrote the output", bad[i]);
     }
+}
+
+/* ------------------------------------------------- entry kinds, side data */
+
+static char auxp[PATH_MAX];
+
+/* record "a\n", a NOOP, a CONF with side data, record "bb\n" with side data */
+static void append_mixed(void)
+{
+    static const char bytes[] = "a\nbb\n";
+    struct iovec iov = {(void *)bytes, 5};
+    struct seg_item items[4] = {
+        {.len = 2, .kind = SEG_RECORD},
+        {.len = 0, .kind = SEG_NOOP},
+        {.len = 0, .kind = SEG_CONF, .aux = "conf-1-2-3", .aux_len = 10},
+        {.len = 3, .kind = SEG_RECORD, .aux = "key=k1", .aux_len = 6},
+    };
+    cr_assert_eq(seg_append_items(&seg, &iov, 1, items, 4, 5000), 0);
+}
+
+static void check_mixed(void)
+{
+    struct seg_entry e;
+    char buf[32];
+    cr_assert_eq(seg.count, 4);
+    cr_assert_eq(seg.bytes, 5, "entries that are not records take no bytes");
+    cr_assert_eq(seg_entry(&seg, 0, &e), 0);
+    cr_assert_eq(seg_kind_of(&e), SEG_RECORD);
+    cr_assert_eq(e.pos, BASE_POS);
+    cr_assert_eq(e.aux_len, 0);
+    cr_assert_eq(seg_entry(&seg, 1, &e), 0);
+    cr_assert_eq(seg_kind_of(&e), SEG_NOOP);
+    cr_assert_eq(e.len, 0);
+    cr_assert_eq(e.pos, BASE_POS + 2, "a NOOP sits where the next record starts");
+    cr_assert_eq(seg_entry(&seg, 2, &e), 0);
+    cr_assert_eq(seg_kind_of(&e), SEG_CONF);
+    cr_assert_eq(e.aux_len, 10);
+    cr_assert_eq(seg_read_aux(&seg, &e, buf), 0);
+    cr_assert_eq(memcmp(buf, "conf-1-2-3", 10), 0);
+    cr_assert_eq(seg_entry(&seg, 3, &e), 0);
+    cr_assert_eq(seg_kind_of(&e), SEG_RECORD);
+    cr_assert_eq(e.pos, BASE_POS + 2, "the record after them keeps its position");
+    cr_assert_eq(e.len, 3);
+    cr_assert_eq(e.aux_off, 10);
+    cr_assert_eq(seg_read_aux(&seg, &e, buf), 0);
+    cr_assert_eq(memcmp(buf, "key=k1", 6), 0);
+    uint64_t i;
+    cr_assert_eq(seg_find_pos(&seg, BASE_POS + 2, &i), 0);
+    cr_assert_eq(i, 3, "position -> offset finds the record, not the entries before it");
+    cr_assert_eq(seg_find_pos(&seg, BASE_POS + 1, &i), 0);
+    cr_assert_eq(i, 0);
+}
+
+Test(segment, entries_of_other_kinds_take_offsets_but_no_positions)
+{
+    append_mixed();
+    check_mixed();
+    char buf[8];
+    cr_assert_eq(pread(seg.log_fd, buf, 5, 0), 5);
+    cr_assert_eq(memcmp(buf, "a\nbb\n", 5), 0, "the .log holds exactly the records' bytes");
+}
+
+Test(segment, kinds_and_side_data_survive_a_reopen_and_recovery)
+{
+    append_mixed();
+    reopen();
+    uint64_t ver, reb;
+    recover(0, 1, &ver, &reb);
+    cr_assert_eq(ver, 4);
+    cr_assert_eq(reb, 0);
+    check_mixed();
+}
+
+Test(segment, a_flipped_byte_of_side_data_cuts_its_entry_and_all_after)
+{
+    append_mixed();
+    th_seg_path(auxp, dir, BASE_OFF, "aux");
+    th_flip(auxp, 3); /* inside the CONF's data */
+    reopen();
+    uint64_t ver, reb;
+    recover(0, 1, &ver, &reb);
+    cr_assert_eq(ver, 2, "record and NOOP stay; the CONF fails its check");
+    /* The line "bb\n" beyond the valid entries is rebuilt as a plain record
+     * (single-node recovery): its side data is not claimed. */
+    cr_assert_eq(reb, 1);
+    struct seg_entry e;
+    cr_assert_eq(seg_entry(&seg, 2, &e), 0);
+    cr_assert_eq(seg_kind_of(&e), SEG_RECORD);
+    cr_assert_eq(e.aux_len, 0);
+    cr_assert_eq(th_size(auxp), 0, "the unclaimed side data is cut");
+}
+
+Test(segment, a_short_aux_file_cuts_the_entries_it_no_longer_backs)
+{
+    append_mixed();
+    th_seg_path(auxp, dir, BASE_OFF, "aux");
+    th_truncate(auxp, 12); /* CONF's 10 bytes stay, the key is cut short */
+    reopen();
+    uint64_t ver;
+    recover(0, 1, &ver, NULL);
+    cr_assert_eq(ver, 3);
+    cr_assert_eq(th_size(auxp), 10);
+}
+
+Test(segment, truncate_drops_side_data_with_its_entries)
+{
+    append_mixed();
+    cr_assert_eq(seg_truncate(&seg, 2), 0);
+    th_seg_path(auxp, dir, BASE_OFF, "aux");
+    cr_assert_eq(th_size(auxp), 0);
+    cr_assert_eq(seg.bytes, 2);
+    cr_assert_eq(th_size(idxp), SEG_HDR_SIZE + 2 * SEG_ENTRY_SIZE);
+    append_mixed();
+    reopen();
+    uint64_t ver;
+    recover(0, 1, &ver, NULL);
+    cr_assert_eq(ver, 6);
+}
+
+Test(segment, items_that_break_the_kinds_rules_are_einval)
+{
+    struct iovec iov = {(void *)"x\n", 2};
+    struct seg_item noop_with_bytes = {.len = 2, .kind = SEG_NOOP};
+    struct seg_item empty_record = {.len = 0, .kind = SEG_RECORD};
+    struct seg_item bad_kind = {.len = 0, .kind = 4};
+    cr_assert_eq(seg_append_items(&seg, &iov, 1, &noop_with_bytes, 1, 1), -EINVAL);
+    cr_assert_eq(seg_append_items(&seg, &iov, 0, &empty_record, 1, 1), -EINVAL);
+    cr_assert_eq(seg_append_items(&seg, &iov, 0, &bad_kind, 1, 1), -EINVAL);
+    cr_assert_eq(seg.count, 0);
+}
+
+Test(segment, a_format_1_segment_is_read_and_appended_to_as_it_is)
+{
+    th_write_v1_segment(dir, 0, 0, "old-1\nold-2\n");
+    struct segment v1;
+    cr_assert_eq(seg_open(&v1, dir, 0), 0);
+    cr_assert_eq(v1.version, 1);
+    cr_assert_eq(v1.count, 2);
+    uint64_t ver;
+    cr_assert_eq(seg_recover(&v1, 0, 1, &ver, NULL), 0);
+    cr_assert_eq(ver, 2, "format 1 checks still validate");
+    struct iovec iov = {(void *)"new-3\n", 6};
+    uint32_t len = 6;
+    cr_assert_eq(seg_append(&v1, &iov, 1, &len, 1, 43), 0);
+    struct seg_item noop = {.len = 0, .kind = SEG_NOOP};
+    cr_assert_eq(seg_append_items(&v1, &iov, 0, &noop, 1, 44), -EOPNOTSUPP);
+    seg_close(&v1);
+    cr_assert_eq(seg_open(&v1, dir, 0), 0);
+    cr_assert_eq(seg_recover(&v1, 0, 1, &ver, NULL), 0);
+    cr_assert_eq(ver, 3);
+    cr_assert_eq(th_size(th_seg_path(auxp, dir, 0, "idx")), SEG_HDR_SIZE + 3 * SEG_ENTRY_SIZE_V1);
+    seg_close(&v1);
+}
+
+/* An entry whose check is valid but whose side data does not continue the
+ * previous entry's (overlapping ranges) is not accepted: recovery keeps the
+ * .aux ranges dense and in entry order. */
+Test(segment, side_data_ranges_must_continue_each_other)
+{
+    append_mixed();
+    /* Rewrite entry 3 (the keyed record) to claim the CONF's side data. */
+    int fd = open(idxp, O_RDWR);
+    unsigned char ent[SEG_ENTRY_SIZE];
+    cr_assert_eq(pread(fd, ent, sizeof(ent), SEG_HDR_SIZE + 3 * SEG_ENTRY_SIZE), SEG_ENTRY_SIZE);
+    uint64_t off = 0;
+    uint32_t alen = 6;
+    memcpy(ent + 24, &off, 8);
+    memcpy(ent + 32, &alen, 4);
+    XXH3_state_t *st = XXH3_createState();
+    XXH3_64bits_reset_withSeed(st, seg.salt);
+    XXH3_64bits_update(st, "bb\n", 3);
+    XXH3_64bits_update(st, "conf-1", 6);
+    uint64_t check = XXH3_64bits_withSeed(ent, 40, XXH3_64bits_digest(st));
+    XXH3_freeState(st);
+    memcpy(ent + 40, &check, 8);
+    cr_assert_eq(pwrite(fd, ent, sizeof(ent), SEG_HDR_SIZE + 3 * SEG_ENTRY_SIZE), SEG_ENTRY_SIZE);
+    close(fd);
+    reopen();
+    uint64_t ver;
+    recover(0, 1, &ver, NULL);
+    cr_assert_eq(ver, 3, "the entry claiming another's side data is cut");
 }
