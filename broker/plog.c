@@ -13,6 +13,12 @@
  *   checkpoint                 "OFFSET\n": every index entry below OFFSET, and
  *                              the .log bytes it names, is durable.  Written
  *                              atomically after the files were fdatasynced.
+ *   raftstate                  "TERM VOTE\n": Raft's hard state, replaced
+ *                              atomically (Raft logs only).
+ *   start                      "OFFSET POSITION TERM\n", written atomically by
+ *                              plog_reset before anything else changes: the
+ *                              log starts at OFFSET, POSITION; TERM is the
+ *                              term of OFFSET - 1.
  *
  * RECOVERY (plog_open)
  *   Segments are listed and sorted by base offset.  A last segment whose
@@ -23,7 +29,10 @@
  *   below the checkpoint are trusted as they are; from the segment holding
  *   the checkpoint on, seg_recover() verifies entries and cuts torn tails.
  *   If a segment comes out shorter than where the next one starts, the later
- *   segments can no longer be reached and are removed.  The work is bounded
+ *   segments can no longer be reached and are removed.  With a start file,
+ *   segments that end at or below its offset are what a reset cut short and
+ *   are removed, and an empty segment is created at the start if none is
+ *   left.  The work is bounded
  *   by what was written since the last checkpoint, not by the log's length.
  */
 #include "broker/plog.h"
@@ -105,6 +114,45 @@ static int terms_read(struct plog *l)
     }
     free(buf);
     return rc;
+}
+
+/* Reads up to 3 numbers from a small "A B C\n" file; -ENOENT if missing. */
+static int read_numbers(const char *dir, const char *name, uint64_t *v, int n)
+{
+    char path[PATH_MAX], *buf;
+    size_t len;
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    int rc = sys_read_small(path, 128, &buf, &len);
+    if (rc < 0)
+        return rc;
+    const char *p = buf;
+    for (int i = 0; i < n && rc == 0; i++)
+        if (parse_u64(&p, &v[i]) < 0 || *p++ != (i == n - 1 ? '\n' : ' '))
+            rc = -EBADMSG;
+    if (rc == 0 && *p)
+        rc = -EBADMSG;
+    free(buf);
+    return rc;
+}
+
+int plog_hardstate_write(struct plog *l, uint64_t term, uint64_t vote)
+{
+    char buf[48];
+    int len = snprintf(buf, sizeof(buf), "%" PRIu64 " %" PRIu64 "\n", term, vote);
+    int rc = sys_write_atomic(l->dir, "raftstate", buf, (size_t)len);
+    if (rc == 0) {
+        l->hs_term = term;
+        l->hs_vote = vote;
+    }
+    return rc;
+}
+
+static int start_write(const char *dir, const struct plog_start *st)
+{
+    char buf[80];
+    int len = snprintf(buf, sizeof(buf), "%" PRIu64 " %" PRIu64 " %" PRIu64 "\n", st->off, st->pos,
+                       st->term);
+    return sys_write_atomic(dir, "start", buf, (size_t)len);
 }
 
 int plog_checkpoint_write(const char *dir, uint64_t off)
@@ -198,12 +246,13 @@ static void remove_pair(const char *dir, uint64_t base)
     }
 }
 
-int plog_open(struct plog *l, const char *dir, bool create)
+static int open_log(struct plog *l, const char *dir, bool create, bool raft)
 {
     uint64_t *bases = NULL;
     size_t nb = 0;
     int rc;
     memset(l, 0, sizeof(*l));
+    l->raft = raft;
     l->dir = strdup(dir);
     if (!l->dir)
         return -ENOMEM;
@@ -216,6 +265,18 @@ int plog_open(struct plog *l, const char *dir, bool create)
     if ((rc = terms_read(l)) < 0)
         goto err;
     l->ckpt_off = checkpoint_read(dir);
+    uint64_t v[3];
+    if ((rc = read_numbers(dir, "start", v, 3)) == 0)
+        l->start = (struct plog_start){.off = v[0], .pos = v[1], .term = v[2]};
+    else if (rc != -ENOENT)
+        goto err;
+    if (raft && (rc = read_numbers(dir, "raftstate", v, 2)) == 0) {
+        l->hs_term = v[0];
+        l->hs_vote = v[1];
+    } else if (raft && rc != -ENOENT) {
+        goto err;
+    }
+    rc = 0;
 
     for (size_t i = 0; i < nb; i++) {
         struct segment s;
@@ -251,7 +312,7 @@ int plog_open(struct plog *l, const char *dir, bool create)
             continue;
         uint64_t from = l->ckpt_off > s->base_off ? l->ckpt_off - s->base_off : 0;
         uint64_t bytes_before = s->bytes, ver, reb;
-        rc = seg_recover(s, from, s->last_ts, &ver, &reb);
+        rc = seg_recover(s, from, !l->raft, s->last_ts, &ver, &reb);
         if (rc < 0)
             goto err;
         l->rec.verified += ver;
@@ -267,9 +328,17 @@ int plog_open(struct plog *l, const char *dir, bool create)
         }
     }
 
+    /* A reset cut short: the old segments, wholly below its start, go (its
+     * own segment starts exactly there). */
+    while (l->nsegs > 0 && l->segs[0].base_off < l->start.off &&
+           l->segs[0].base_off + l->segs[0].count <= l->start.off) {
+        seg_remove(&l->segs[0], dir);
+        memmove(&l->segs[0], &l->segs[1], (l->nsegs - 1) * sizeof(l->segs[0]));
+        l->nsegs--;
+    }
     if (l->nsegs == 0) {
         struct segment s;
-        if ((rc = seg_create(&s, dir, 0, 0)) < 0)
+        if ((rc = seg_create(&s, dir, l->start.off, l->start.pos)) < 0)
             goto err;
         if ((rc = segs_push(l, &s)) < 0) {
             seg_close(&s);
@@ -285,6 +354,42 @@ err:
     free(bases);
     plog_close(l);
     return rc;
+}
+
+int plog_open(struct plog *l, const char *dir, bool create)
+{
+    return open_log(l, dir, create, false);
+}
+
+int plog_open_raft(struct plog *l, const char *dir, bool create)
+{
+    return open_log(l, dir, create, true);
+}
+
+int plog_reset(struct plog *l, uint64_t off, uint64_t pos, uint64_t term)
+{
+    if (off < plog_first_off(l) || pos < plog_first_pos(l))
+        return -EINVAL; /* a log start only moves forward */
+    struct plog_start st = {.off = off, .pos = pos, .term = term};
+    int rc = start_write(l->dir, &st);
+    if (rc < 0)
+        return rc;
+    l->start = st;
+    /* Newest first: a crash part-way leaves old segments ending at or below
+     * the start, which plog_open removes. */
+    while (l->nsegs > 0) {
+        if ((rc = seg_remove(&l->segs[l->nsegs - 1], l->dir)) < 0)
+            return rc;
+        l->nsegs--;
+    }
+    struct segment s;
+    if ((rc = seg_create(&s, l->dir, off, pos)) < 0 || (rc = segs_push(l, &s)) < 0)
+        return rc;
+    l->nterms = 0;
+    if ((rc = terms_write(l)) < 0)
+        return rc;
+    l->ckpt_off = off;
+    return plog_checkpoint_write(l->dir, off);
 }
 
 void plog_close(struct plog *l)
@@ -471,8 +576,11 @@ int plog_offset_of(const struct plog *l, uint64_t pos, uint64_t *off)
 
 uint64_t plog_term_at(const struct plog *l, uint64_t off)
 {
-    if (off < plog_first_off(l) || off >= plog_next_off(l))
+    uint64_t first = plog_first_off(l);
+    if (off >= plog_next_off(l) || (off < first && off + 1 != first))
         return 0;
+    if (off + 1 == first && l->start.off == first)
+        return l->start.term;
     uint64_t t = 0;
     for (size_t i = 0; i < l->nterms && l->terms[i].start <= off; i++)
         t = l->terms[i].term;

@@ -10,6 +10,9 @@
  *   %020llu.log / .aux / .idx   segments
  *   terms                term-start list, "TERM START_OFFSET" per line
  *   checkpoint           "OFFSET": index entries below it are durable
+ *   raftstate            "TERM VOTE": Raft's hard state (Raft logs only)
+ *   start                "OFFSET POSITION TERM": where plog_reset made the
+ *                        log start (absent: never reset)
  *
  * Loop thread only, except plog_flush_run() (thread pool, see below).
  */
@@ -27,6 +30,12 @@ struct plog_term {
     uint64_t start; /* first offset written in this term */
 };
 
+/* Where a reset made the log start: its first offset and byte position, and
+ * the term of the entry just before it (0 0 0: never reset). */
+struct plog_start {
+    uint64_t off, pos, term;
+};
+
 struct plog_recovery {
     uint64_t verified;      /* entries whose checksums were checked */
     uint64_t rebuilt;       /* entries rebuilt from .log lines */
@@ -40,14 +49,33 @@ struct plog {
     size_t nsegs, cap;
     struct plog_term *terms; /* ascending; empty means term 0 */
     size_t nterms;
-    uint64_t ckpt_off;        /* entries below this offset are durable */
-    struct plog_recovery rec; /* what opening found */
+    uint64_t ckpt_off;         /* entries below this offset are durable */
+    bool raft;                 /* a Raft log: recovery rebuilds nothing */
+    uint64_t hs_term, hs_vote; /* Raft hard state (raftstate), 0 0 if none */
+    struct plog_start start;   /* the log start set by plog_reset (start) */
+    struct plog_recovery rec;  /* what opening found */
 };
 
 /* Opens the log in dir, creating dir and an empty first segment when create
  * is set and dir does not exist yet.  Recovers the tail beyond the
  * checkpoint (see segment.c).  The caller frees with plog_close. */
 int plog_open(struct plog *l, const char *dir, bool create);
+
+/* The same for a partition replicated by Raft: recovery never rebuilds
+ * entries from .log lines (see seg_recover), and the hard state is read. */
+int plog_open_raft(struct plog *l, const char *dir, bool create);
+
+/* Makes Raft's hard state durable (raftstate, replaced atomically) before
+ * the caller sends a vote or an acknowledgement that depends on it. */
+int plog_hardstate_write(struct plog *l, uint64_t term, uint64_t vote);
+
+/* Discards the whole log and makes it start, durably, at offset off and
+ * byte position pos, with `term` the term of the entry at off - 1 (a Raft
+ * reset to the leader's log start: a follower behind the leader's first
+ * retained record).  Positions below pos are never served.  The `start`
+ * file is written first, so a crash part-way leaves a log that plog_open
+ * finishes resetting. */
+int plog_reset(struct plog *l, uint64_t off, uint64_t pos, uint64_t term);
 void plog_close(struct plog *l);
 
 static inline struct segment *plog_active(const struct plog *l)
@@ -106,7 +134,8 @@ int plog_entry(const struct plog *l, uint64_t off, struct seg_entry *e);
 /* Offset of the record containing position pos. */
 int plog_offset_of(const struct plog *l, uint64_t pos, uint64_t *off);
 
-/* Term of the record at off (0 outside the log). */
+/* Term of the entry at off, for first - 1 <= off < next (at first - 1: the
+ * term of the log start: from the terms list, or the reset's); 0 outside. */
 uint64_t plog_term_at(const struct plog *l, uint64_t off);
 
 /* Drops every record at offset >= off (uncommitted suffix, for Raft). */

@@ -366,8 +366,8 @@ static bool entry_valid(const struct segment *s, const unsigned char *p, const s
     return entry_check(s, p, *rec, e->len, *side, e->aux_len) == get64(p + check_at(s));
 }
 
-int seg_recover(struct segment *s, uint64_t from, int64_t rebuild_ts, uint64_t *verified,
-                uint64_t *rebuilt)
+int seg_recover(struct segment *s, uint64_t from, bool rebuild, int64_t rebuild_ts,
+                uint64_t *verified, uint64_t *rebuilt)
 {
     enum { BATCH = 1024 };
     unsigned char *ent = malloc((size_t)BATCH * s->esize);
@@ -429,7 +429,7 @@ int seg_recover(struct segment *s, uint64_t from, int64_t rebuild_ts, uint64_t *
         goto out;
     }
     uint64_t line_start = scan;
-    while (scan < s->bytes) {
+    while (rebuild && scan < s->bytes) {
         size_t want = s->bytes - scan < CHUNK ? (size_t)(s->bytes - scan) : CHUNK;
         if ((rc = sys_pread_all(s->log_fd, chunk, want, (off_t)scan)) < 0)
             break;

@@ -84,13 +84,16 @@ int seg_create(struct segment *s, const char *dir, uint64_t base_off, uint64_t b
 int seg_open(struct segment *s, const char *dir, uint64_t base_off);
 
 /* Verifies the entries from index `from` on against their checksums and the
- * .log bytes, keeps the longest valid prefix, then rebuilds entries for
- * complete '\n'-terminated lines found in the .log beyond it (timestamps
- * `rebuild_ts`), and truncates both files to what is valid, so that no torn
- * record survives.  *verified and *rebuilt (optional) say how many entries
- * were checked and added. */
-int seg_recover(struct segment *s, uint64_t from, int64_t rebuild_ts, uint64_t *verified,
-                uint64_t *rebuilt);
+ * .log bytes, keeps the longest valid prefix, then (with `rebuild`) rebuilds
+ * entries for complete '\n'-terminated lines found in the .log beyond it
+ * (timestamps `rebuild_ts`), and truncates the files to what is valid, so
+ * that no torn record survives.  A Raft log does not rebuild: an entry whose
+ * index entry is gone was never acknowledged (followers sync the index
+ * before they acknowledge), and a line alone cannot say its kind, term or
+ * side data.  *verified and *rebuilt (optional) count entries checked and
+ * added. */
+int seg_recover(struct segment *s, uint64_t from, bool rebuild, int64_t rebuild_ts,
+                uint64_t *verified, uint64_t *rebuilt);
 
 /* Appends n records whose bytes are the concatenation of iov (at most 8
  * pieces) and whose lengths (each including its '\n') are lens[0..n).  Writes

@@ -721,3 +721,107 @@ Test(plog, an_empty_format_1_active_segment_is_replaced)
     cr_assert_eq(plog_next_off(&lg), 3);
     cr_assert_eq(plog_end_pos(&lg), 6);
 }
+
+/* ------------------------------------------------------------ Raft logs */
+
+static void reopen_raft(void)
+{
+    plog_close(&lg);
+    cr_assert_eq(plog_open_raft(&lg, dir, false), 0);
+}
+
+Test(plog, a_raft_log_never_rebuilds_entries_from_lines)
+{
+    cr_assert_eq(append_n(3, 1, TS), 0);
+    checkpoint(3);
+    /* Two lines in the .log whose index entries never reached the disk. */
+    char p[PATH_MAX];
+    th_seg_path(p, dir, 0, "log");
+    th_append_raw(p, "rec-00003\nrec-00004\n", 20);
+    reopen_raft();
+    cr_assert_eq(plog_next_off(&lg), 3, "unindexed lines are not entries of a Raft log");
+    cr_assert_eq(plog_end_pos(&lg), 3 * REC_LEN);
+    cr_assert_eq(lg.rec.rebuilt, 0);
+    cr_assert_eq(th_size(p), 3 * REC_LEN, "and they are cut from the .log");
+    /* The same files opened as a single node's log would rebuild them. */
+    th_append_raw(p, "rec-00003\n", 10);
+    reopen();
+    cr_assert_eq(plog_next_off(&lg), 4);
+    cr_assert_eq(lg.rec.rebuilt, 1);
+}
+
+Test(plog, hard_state_survives_a_reopen)
+{
+    plog_close(&lg);
+    cr_assert_eq(plog_open_raft(&lg, dir, false), 0);
+    cr_assert_eq(lg.hs_term, 0);
+    cr_assert_eq(lg.hs_vote, 0);
+    cr_assert_eq(plog_hardstate_write(&lg, 7, 3), 0);
+    cr_assert_eq(plog_hardstate_write(&lg, 8, 0), 0);
+    reopen_raft();
+    cr_assert_eq(lg.hs_term, 8);
+    cr_assert_eq(lg.hs_vote, 0);
+}
+
+Test(plog, an_unreadable_hard_state_refuses_to_open)
+{
+    plog_close(&lg);
+    char p[PATH_MAX];
+    th_append_raw(th_path(p, "%s/raftstate", dir), "7 x\n", 4);
+    cr_assert_eq(plog_open_raft(&lg, dir, false), -EBADMSG,
+                 "a vote must never be forgotten silently");
+}
+
+Test(plog, term_of_the_entry_before_the_first_is_known)
+{
+    cr_assert_eq(append_n(3, 2, TS), 0);
+    cr_assert_eq(append_n(4, 5, TS), 0); /* 3 records per segment: 3 segments */
+    size_t deleted;
+    cr_assert_eq(plog_retain(&lg, TS + 1, 0, -1, plog_next_off(&lg), &deleted), 0);
+    cr_assert_geq(deleted, 1);
+    uint64_t first = plog_first_off(&lg);
+    cr_assert_gt(first, 0);
+    cr_assert_eq(plog_term_at(&lg, first - 1), first - 1 < 3 ? 2 : 5);
+    cr_assert_eq(plog_term_at(&lg, first - 2), 0, "below that: not retained");
+}
+
+Test(plog, reset_starts_the_log_at_the_leaders_start)
+{
+    cr_assert_eq(append_n(5, 1, TS), 0);
+    cr_assert_eq(plog_reset(&lg, 1000, 50000, 9), 0);
+    cr_assert_eq(plog_first_off(&lg), 1000);
+    cr_assert_eq(plog_next_off(&lg), 1000);
+    cr_assert_eq(plog_first_pos(&lg), 50000);
+    cr_assert_eq(plog_end_pos(&lg), 50000);
+    cr_assert_eq(plog_term_at(&lg, 999), 9);
+    cr_assert_eq(append_n(2, 10, TS), 0);
+    reopen_raft();
+    cr_assert_eq(plog_first_off(&lg), 1000);
+    cr_assert_eq(plog_next_off(&lg), 1002);
+    cr_assert_eq(plog_first_pos(&lg), 50000);
+    cr_assert_eq(plog_end_pos(&lg), 50000 + 2 * REC_LEN);
+    cr_assert_eq(plog_term_at(&lg, 999), 9);
+    cr_assert_eq(plog_term_at(&lg, 1000), 10);
+    int fd;
+    uint64_t fdoff;
+    size_t n;
+    cr_assert_eq(plog_locate(&lg, 49999, 10, &fd, &fdoff, &n), -ENODATA);
+    cr_assert_eq(plog_reset(&lg, 10, 100, 1), -EINVAL, "a log start never moves back");
+}
+
+Test(plog, a_reset_cut_short_is_finished_at_open)
+{
+    cr_assert_eq(append_n(7, 1, TS), 0);
+    plog_close(&lg);
+    /* The crash came right after the start file was written. */
+    char p[PATH_MAX];
+    th_append_raw(th_path(p, "%s/start", dir), "500 9000 4\n", 11);
+    cr_assert_eq(plog_open_raft(&lg, dir, false), 0);
+    cr_assert_eq(lg.nsegs, 1);
+    cr_assert_eq(plog_first_off(&lg), 500);
+    cr_assert_eq(plog_next_off(&lg), 500);
+    cr_assert_eq(plog_end_pos(&lg), 9000);
+    cr_assert_eq(plog_term_at(&lg, 499), 4);
+    cr_assert_not(th_exists(th_seg_path(p, dir, 0, "log")), "the old segments are gone");
+    cr_assert(th_exists(th_seg_path(p, dir, 500, "idx")));
+}

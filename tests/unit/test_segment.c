@@ -65,7 +65,7 @@ static void reopen(void)
 
 static void recover(uint64_t from, int64_t ts, uint64_t *ver, uint64_t *reb)
 {
-    cr_assert_eq(seg_recover(&seg, from, ts, ver, reb), 0);
+    cr_assert_eq(seg_recover(&seg, from, true, ts, ver, reb), 0);
 }
 
 /* ------------------------------------------------------------- append/read */
@@ -715,7 +715,7 @@ Test(segment, a_format_1_segment_is_read_and_appended_to_as_it_is)
     cr_assert_eq(v1.version, 1);
     cr_assert_eq(v1.count, 2);
     uint64_t ver;
-    cr_assert_eq(seg_recover(&v1, 0, 1, &ver, NULL), 0);
+    cr_assert_eq(seg_recover(&v1, 0, true, 1, &ver, NULL), 0);
     cr_assert_eq(ver, 2, "format 1 checks still validate");
     struct iovec iov = {(void *)"new-3\n", 6};
     uint32_t len = 6;
@@ -724,7 +724,7 @@ Test(segment, a_format_1_segment_is_read_and_appended_to_as_it_is)
     cr_assert_eq(seg_append_items(&v1, &iov, 0, &noop, 1, 44), -EOPNOTSUPP);
     seg_close(&v1);
     cr_assert_eq(seg_open(&v1, dir, 0), 0);
-    cr_assert_eq(seg_recover(&v1, 0, 1, &ver, NULL), 0);
+    cr_assert_eq(seg_recover(&v1, 0, true, 1, &ver, NULL), 0);
     cr_assert_eq(ver, 3);
     cr_assert_eq(th_size(th_seg_path(auxp, dir, 0, "idx")), SEG_HDR_SIZE + 3 * SEG_ENTRY_SIZE_V1);
     seg_close(&v1);
