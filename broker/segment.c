@@ -526,6 +526,7 @@ static int append(struct segment *s, const struct iovec *iov, int iovcnt, const 
     int vi = 0;
     size_t voff = 0;
     uint64_t pos = s->base_pos + s->bytes, aux = s->aux_bytes;
+    int64_t first_ts = ts, last_ts = ts;
     for (size_t k = 0; k < n; k++) {
         size_t len = items ? items[k].len : lens[k];
         while (len && vi < iovcnt && voff == iov[vi].iov_len) {
@@ -569,8 +570,12 @@ static int append(struct segment *s, const struct iovec *iov, int iovcnt, const 
             rec = scratch;
         }
         uint32_t alen = items ? items[k].aux_len : 0;
+        int64_t ets = items && items[k].ts ? items[k].ts : ts;
+        last_ts = ets;
+        if (k == 0)
+            first_ts = ets;
         struct seg_entry e = {.pos = pos,
-                              .ts = ts,
+                              .ts = ets,
                               .len = (uint32_t)len,
                               .flags = (items ? items[k].kind : 0) | (alen ? SEG_FLAG_AUX : 0),
                               .aux_off = aux,
@@ -599,11 +604,11 @@ static int append(struct segment *s, const struct iovec *iov, int iovcnt, const 
         goto out;
     }
     if (s->count == 0)
-        s->first_ts = ts;
+        s->first_ts = first_ts;
     s->count += n;
     s->bytes += total;
     s->aux_bytes += aux_total;
-    s->last_ts = ts;
+    s->last_ts = last_ts;
 out:
     free(ent);
     free(scratch);

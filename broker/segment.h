@@ -55,6 +55,7 @@ struct seg_item {
     const void *aux; /* side data for the .aux file (a key and headers, a
                         Raft configuration ...), copied; NULL when aux_len 0 */
     uint32_t aux_len;
+    int64_t ts; /* its timestamp; 0: the batch's (the ts argument) */
 };
 
 struct segment {

@@ -89,23 +89,28 @@ void sysio_reset(void)
 
 int sys_pwritev_all(int fd, const struct iovec *iov_in, int cnt, off_t off)
 {
-    struct iovec iov[8];
-    if (cnt > 8)
+    /* A private copy: a short write moves through it.  Small vectors (the
+     * FUSE write path: held bytes + the new ones) stay on the stack. */
+    struct iovec small[8], *iov = small;
+    if (cnt < 0)
         return -EINVAL;
+    if (cnt > 8 && !(iov = malloc(sizeof(*iov) * (size_t)cnt)))
+        return -ENOMEM;
     memcpy(iov, iov_in, sizeof(*iov) * (size_t)cnt);
-    int i = 0;
+    int i = 0, rc = 0;
     while (i < cnt) {
         if (iov[i].iov_len == 0) {
             i++;
             continue;
         }
-        ssize_t r = sysio.pwritev(fd, iov + i, cnt - i, off);
+        int n = cnt - i < IOV_MAX ? cnt - i : IOV_MAX;
+        ssize_t r = sysio.pwritev(fd, iov + i, n, off);
         if (r == -EINTR)
             continue;
-        if (r < 0)
-            return (int)r;
-        if (r == 0)
-            return -ENOSPC;
+        if (r <= 0) {
+            rc = r < 0 ? (int)r : -ENOSPC;
+            break;
+        }
         off += r;
         /* Skip what was written: a short write continues where it stopped. */
         while (r > 0 && i < cnt) {
@@ -119,7 +124,9 @@ int sys_pwritev_all(int fd, const struct iovec *iov_in, int cnt, off_t off)
             }
         }
     }
-    return 0;
+    if (iov != small)
+        free(iov);
+    return rc;
 }
 
 int sys_pwrite_all(int fd, const void *buf, size_t n, off_t off)

@@ -1398,7 +1398,8 @@ int raft_new(const struct raft_options *opt, struct raft **out)
         goto err_log;
     /* Configuration entries in the retained log override the base. */
     struct raft_entry chunk[256];
-    for (uint64_t lo = rlog_first(&r->log); lo <= last_index(r); lo += 256) {
+    for (uint64_t lo = rlog_first(&r->log); !opt->no_conf_entries && lo <= last_index(r);
+         lo += 256) {
         uint64_t hi = min64(lo + 255, last_index(r));
         rv = rlog_slice(&r->log, lo, hi, chunk);
         if (rv == 0)

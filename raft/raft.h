@@ -235,6 +235,10 @@ struct raft_options {
      * (or n = 0) for a server that waits to be added by a leader.
      * RAFT_ENTRY_CONF entries found in the log override it. */
     const struct raft_conf *conf;
+    /* The caller knows the retained log holds no RAFT_ENTRY_CONF entries
+     * (its configuration is `conf`): raft_new then does not read the log to
+     * look for them, so that opening a long log costs nothing. */
+    bool no_conf_entries;
     struct raft_log_ops log;
 };
 

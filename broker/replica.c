@@ -1,0 +1,575 @@
+/*
+ * replica — see replica.h.
+ *
+ * THE READY LOOP (process): for each output of the core, in the order
+ * raft.h prescribes:
+ *   1. reset: plog_reset to the leader's start (durable when it returns);
+ *      raft_reset_done once the Ready is advanced;
+ *   2. entries: truncate the log after the first one's predecessor, append
+ *      them (page cache), remember the last written (index, term);
+ *   3. hard state: plog_hardstate_write, durable, before any message;
+ *   4. messages: handed to io.send (the port copies them into frames);
+ *   5. committed entries: io.committed with the new commit offset and
+ *      position (they are durable here: the core applies only persisted
+ *      entries);
+ *   6. raft_advance; then, outside the Ready, start the sync job if entries
+ *      were written since the last one.
+ */
+#include "broker/replica.h"
+#include "broker/log.h"
+#include "broker/sysio.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BATCH_MAX 256 /* entries per plog append */
+
+struct sync_job {
+    uv_work_t work;
+    struct replica *r;
+    struct plog_sync sync;
+    uint64_t index, term;
+    int rc;
+};
+
+/* A block of payloads handed to the core: the core's messages point into
+ * them until the Ready that carries those messages is advanced, even when
+ * it asks for more entries (for another follower) meanwhile. */
+struct arena {
+    struct arena *next;
+    char data[];
+};
+
+struct replica {
+    uv_loop_t *loop;
+    struct plog *log;
+    struct raft *raft;
+    struct replica_io io;
+    struct replica_options opt;
+    uint64_t written_index, written_term; /* last entry in the page cache */
+    uint64_t synced_index;                /* reported to raft_persisted */
+    bool sync_busy;
+    bool closing;
+    bool processing;
+    struct arena *arena; /* payloads returned by log_entries, until advanced */
+    uint8_t snap[8];     /* the log start position, as "snapshot" data */
+};
+
+/* ------------------------------------------------------------ payloads */
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+    put32(p, (uint32_t)v);
+    put32(p + 4, (uint32_t)(v >> 32));
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+
+void replica_payload_encode(uint8_t *buf, int64_t ts, const void *aux, uint32_t aux_len,
+                            const void *rec, uint32_t len)
+{
+    buf[0] = 1;
+    buf[1] = 0;
+    put64(buf + 2, (uint64_t)ts);
+    put32(buf + 10, aux_len);
+    if (aux_len)
+        memcpy(buf + REPLICA_PAYLOAD_HDR, aux, aux_len);
+    memcpy(buf + REPLICA_PAYLOAD_HDR + aux_len, rec, len);
+}
+
+int replica_payload_decode(const void *buf, size_t len, int64_t *ts, const uint8_t **aux,
+                           uint32_t *aux_len, const uint8_t **rec, uint32_t *rec_len)
+{
+    const uint8_t *p = buf;
+    if (len < REPLICA_PAYLOAD_HDR || p[0] != 1 || p[1] != 0)
+        return -EBADMSG;
+    uint32_t a = get32(p + 10);
+    if (a > len - REPLICA_PAYLOAD_HDR)
+        return -EBADMSG;
+    size_t rl = len - REPLICA_PAYLOAD_HDR - a;
+    if (rl == 0 || rl > UINT32_MAX || p[len - 1] != '\n')
+        return -EBADMSG;
+    *ts = (int64_t)get64(p + 2);
+    *aux = p + REPLICA_PAYLOAD_HDR;
+    *aux_len = a;
+    *rec = p + REPLICA_PAYLOAD_HDR + a;
+    *rec_len = (uint32_t)rl;
+    return 0;
+}
+
+/* ------------------------------------------------------------ the log, as Raft reads it */
+
+static uint64_t log_first(void *ctx)
+{
+    struct replica *r = ctx;
+    return plog_first_off(r->log) + 1;
+}
+
+static uint64_t log_last(void *ctx)
+{
+    struct replica *r = ctx;
+    return plog_next_off(r->log);
+}
+
+static int log_term(void *ctx, uint64_t index, uint64_t *term)
+{
+    struct replica *r = ctx;
+    if (index == 0) {
+        *term = 0;
+        return 0;
+    }
+    uint64_t off = index - 1;
+    if (off + 1 < plog_first_off(r->log) || off >= plog_next_off(r->log))
+        return -ENOENT;
+    *term = plog_term_at(r->log, off);
+    return 0;
+}
+
+static char *arena_alloc(struct replica *r, size_t need)
+{
+    struct arena *a = malloc(sizeof(*a) + (need ? need : 1));
+    if (!a)
+        return NULL;
+    a->next = r->arena;
+    r->arena = a;
+    return a->data;
+}
+
+static void arena_free(struct replica *r)
+{
+    while (r->arena) {
+        struct arena *a = r->arena;
+        r->arena = a->next;
+        free(a);
+    }
+}
+
+static int log_entries(void *ctx, uint64_t lo, uint64_t hi, struct raft_entry *out)
+{
+    struct replica *r = ctx;
+    struct plog *l = r->log;
+    if (lo < log_first(r) || hi > log_last(r) + 1)
+        return -ENOENT;
+    /* Sizes first: one block holds every payload of the call. */
+    size_t need = 0;
+    for (uint64_t i = lo; i < hi; i++) {
+        struct seg_entry e;
+        int rc = plog_entry(l, i - 1, &e);
+        if (rc < 0)
+            return -ENOENT;
+        if (seg_kind_of(&e) == SEG_RECORD)
+            need += REPLICA_PAYLOAD_HDR + e.aux_len + e.len;
+        else
+            need += e.aux_len;
+    }
+    char *block = arena_alloc(r, need);
+    if (!block)
+        return -ENOMEM;
+    size_t at = 0;
+    for (uint64_t i = lo; i < hi; i++) {
+        uint64_t off = i - 1;
+        struct seg_entry e;
+        int rc = plog_entry(l, off, &e);
+        if (rc < 0)
+            return -ENOENT;
+        struct raft_entry *o = &out[i - lo];
+        o->index = i;
+        o->term = plog_term_at(l, off);
+        uint8_t *p = (uint8_t *)block + at;
+        if (seg_kind_of(&e) == SEG_RECORD) {
+            int fd;
+            uint64_t fdoff;
+            size_t n;
+            if ((rc = plog_locate(l, e.pos, e.len, &fd, &fdoff, &n)) < 0 || n != e.len)
+                return -EIO;
+            p[0] = 1;
+            p[1] = 0;
+            put64(p + 2, (uint64_t)e.ts);
+            put32(p + 10, e.aux_len);
+            if ((rc = plog_read_aux(l, off, &e, p + REPLICA_PAYLOAD_HDR)) < 0 ||
+                (rc = sys_pread_all(fd, p + REPLICA_PAYLOAD_HDR + e.aux_len, e.len, (off_t)fdoff)) <
+                    0)
+                return -EIO;
+            o->type = RAFT_ENTRY_NORMAL;
+            o->len = REPLICA_PAYLOAD_HDR + e.aux_len + e.len;
+        } else {
+            if ((rc = plog_read_aux(l, off, &e, p)) < 0)
+                return -EIO;
+            o->type = seg_kind_of(&e) == SEG_CONF ? RAFT_ENTRY_CONF : RAFT_ENTRY_NOOP;
+            o->len = e.aux_len;
+        }
+        o->buf = p;
+        at += o->len;
+    }
+    return 0;
+}
+
+/* The "state" a follower behind the log start is reset to: the byte
+ * position of the leader's first retained record. */
+static int log_snapshot(void *ctx, const void **data, size_t *len)
+{
+    struct replica *r = ctx;
+    put64(r->snap, plog_first_pos(r->log));
+    *data = r->snap;
+    *len = sizeof(r->snap);
+    return 0;
+}
+
+/* ------------------------------------------------------------ writing entries */
+
+/* Appends entries [0, n) of one term (at most BATCH_MAX). */
+static int append_batch(struct replica *r, const struct raft_entry *es, size_t n)
+{
+    struct seg_item items[BATCH_MAX];
+    struct iovec iov[BATCH_MAX];
+    int iovcnt = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct raft_entry *e = &es[i];
+        struct seg_item *it = &items[i];
+        memset(it, 0, sizeof(*it));
+        if (e->type == RAFT_ENTRY_NORMAL) {
+            const uint8_t *aux, *rec;
+            uint32_t alen, rlen;
+            if (replica_payload_decode(e->buf, e->len, &it->ts, &aux, &alen, &rec, &rlen) < 0)
+                return -EBADMSG;
+            it->kind = SEG_RECORD;
+            it->len = rlen;
+            it->aux = alen ? aux : NULL;
+            it->aux_len = alen;
+            iov[iovcnt++] = (struct iovec){(void *)rec, rlen};
+        } else {
+            it->kind = e->type == RAFT_ENTRY_CONF ? SEG_CONF : SEG_NOOP;
+            it->aux = e->len ? e->buf : NULL;
+            it->aux_len = (uint32_t)e->len;
+        }
+    }
+    return plog_append_items(r->log, es[0].term, sys_now_ms(), iov, iovcnt, items, n,
+                             (uint64_t)r->opt.segment_bytes, r->opt.segment_ms);
+}
+
+static int write_entries(struct replica *r, const struct raft_entry *es, size_t n)
+{
+    uint64_t off = es[0].index - 1;
+    int rc;
+    if (off < plog_next_off(r->log)) {
+        /* A conflicting (never committed) suffix goes first. */
+        if ((rc = plog_truncate(r->log, off)) < 0)
+            return rc;
+        if (r->synced_index > off)
+            r->synced_index = off;
+    } else if (off > plog_next_off(r->log)) {
+        return -EINVAL; /* a gap: the core never asks for one */
+    }
+    for (size_t i = 0; i < n;) {
+        size_t k = 1;
+        while (i + k < n && k < BATCH_MAX && es[i + k].term == es[i].term)
+            k++;
+        if ((rc = append_batch(r, es + i, k)) < 0)
+            return rc;
+        i += k;
+    }
+    r->written_index = es[n - 1].index;
+    r->written_term = es[n - 1].term;
+    return 0;
+}
+
+/* ------------------------------------------------------------ syncing */
+
+static void sync_work(uv_work_t *w)
+{
+    struct sync_job *j = w->data;
+    j->rc = plog_sync_run(&j->sync);
+}
+
+static void process(struct replica *r);
+static void replica_free(struct replica *r);
+
+static void sync_after(uv_work_t *w, int status)
+{
+    struct sync_job *j = w->data;
+    struct replica *r = j->r;
+    r->sync_busy = false;
+    if (status < 0 && j->rc == 0)
+        j->rc = status;
+    if (r->closing) {
+        free(j);
+        replica_free(r);
+        return;
+    }
+    if (j->rc < 0) {
+        /* Not durable: nothing is reported; the next job retries. */
+        mk_log(MK_ERROR, "%s: fdatasync failed: %s", r->log->dir, strerror(-j->rc));
+    } else {
+        if (j->index > r->synced_index)
+            r->synced_index = j->index;
+        raft_persisted(r->raft, j->index, j->term);
+    }
+    free(j);
+    process(r);
+}
+
+static void start_sync(struct replica *r)
+{
+    if (r->sync_busy || r->closing || r->written_index <= r->synced_index)
+        return;
+    struct sync_job *j = calloc(1, sizeof(*j));
+    if (!j)
+        return;
+    /* From the first entry not known durable on. */
+    uint64_t from = plog_end_pos(r->log);
+    struct seg_entry e;
+    if (plog_entry(r->log, r->synced_index, &e) == 0)
+        from = e.pos;
+    if (plog_sync_prepare(r->log, from, true, &j->sync) < 0) {
+        free(j);
+        return;
+    }
+    j->r = r;
+    j->index = r->written_index;
+    j->term = r->written_term;
+    j->work.data = j;
+    r->sync_busy = true;
+    if (uv_queue_work(r->loop, &j->work, sync_work, sync_after) < 0) {
+        r->sync_busy = false;
+        plog_sync_run(&j->sync);
+        free(j);
+    }
+}
+
+/* ------------------------------------------------------------ the Ready loop */
+
+static uint64_t end_pos_after(const struct replica *r, uint64_t off_exclusive)
+{
+    struct seg_entry e;
+    if (off_exclusive == 0 || plog_entry(r->log, off_exclusive - 1, &e) < 0)
+        return plog_first_pos(r->log);
+    return e.pos + e.len;
+}
+
+static void process(struct replica *r)
+{
+    if (r->processing || r->closing)
+        return;
+    r->processing = true;
+    while (raft_has_ready(r->raft)) {
+        struct raft_ready rd;
+        if (raft_ready(r->raft, &rd) < 0)
+            break;
+        bool reset = false, send = true;
+        uint64_t reset_index = 0, reset_term = 0;
+        if (rd.reset) {
+            uint64_t pos = rd.snap.snap_len == 8 ? get64(rd.snap.snap_data) : 0;
+            int rc = plog_reset(r->log, rd.snap.index, pos, rd.snap.log_term);
+            if (rc < 0) {
+                mk_log(MK_ERROR, "%s: reset to offset %" PRIu64 ": %s", r->log->dir, rd.snap.index,
+                       strerror(-rc));
+            } else {
+                reset = true;
+                reset_index = rd.snap.index;
+                reset_term = rd.snap.log_term;
+                r->written_index = r->synced_index = rd.snap.index;
+                r->written_term = rd.snap.log_term;
+            }
+        }
+        if (rd.n_entries) {
+            int rc = write_entries(r, rd.entries, rd.n_entries);
+            if (rc < 0) {
+                mk_log(MK_ERROR, "%s: writing entries %" PRIu64 "..: %s", r->log->dir,
+                       rd.entries[0].index, strerror(-rc));
+                send = false; /* nothing may be promised about them */
+            }
+        }
+        if (rd.hs_changed) {
+            int rc = plog_hardstate_write(r->log, rd.term, rd.vote);
+            if (rc < 0) {
+                mk_log(MK_ERROR, "%s: hard state: %s", r->log->dir, strerror(-rc));
+                send = false; /* a vote is never granted from memory only */
+            }
+        }
+        for (size_t i = 0; send && i < rd.n_msgs; i++)
+            r->io.send(r->io.ctx, rd.msgs[i].to, &rd.msgs[i]);
+        if (rd.apply_hi >= rd.apply_lo && rd.apply_hi > 0)
+            r->io.committed(r->io.ctx, rd.apply_hi, end_pos_after(r, rd.apply_hi));
+        raft_advance(r->raft);
+        arena_free(r); /* the messages that pointed into it are sent */
+        if (reset)
+            raft_reset_done(r->raft, reset_index, reset_term);
+    }
+    r->processing = false;
+    start_sync(r);
+}
+
+/* ------------------------------------------------------------ life */
+
+int replica_open(struct replica **out, uv_loop_t *loop, struct plog *log,
+                 const struct replica_options *opt, const struct replica_io *io)
+{
+    struct replica *r = calloc(1, sizeof(*r));
+    if (!r)
+        return -ENOMEM;
+    r->loop = loop;
+    r->log = log;
+    r->io = *io;
+    r->opt = *opt;
+    /* After recovery everything in the log is durable. */
+    r->written_index = r->synced_index = plog_next_off(log);
+    r->written_term = plog_term_at(log, plog_next_off(log) - 1);
+    struct raft_options ro = {
+        .id = opt->id,
+        .election_ticks = opt->election_ticks,
+        .heartbeat_ticks = opt->heartbeat_ticks,
+        /* Entries per APPEND: records may be 1 MiB (64 MiB at most), a
+         * frame at most 65 MiB; with 64 in flight the pipe stays full. */
+        .max_msg_entries = 32,
+        .pre_vote = true,
+        .check_quorum = true,
+        .seed = opt->seed,
+        .term = log->hs_term,
+        .vote = log->hs_vote,
+        .conf = opt->conf,
+        /* Partition membership comes from the metadata group's placement;
+         * partitions write no CONF entries (yet), so opening a replica
+         * never reads its log. */
+        .no_conf_entries = true,
+        .log = {.ctx = r,
+                .first_index = log_first,
+                .last_index = log_last,
+                .term = log_term,
+                .entries = log_entries,
+                .snapshot = log_snapshot},
+    };
+    int rc = raft_new(&ro, &r->raft);
+    if (rc < 0) {
+        free(r);
+        return rc;
+    }
+    *out = r;
+    return 0;
+}
+
+static void replica_free(struct replica *r)
+{
+    raft_free(r->raft);
+    arena_free(r);
+    free(r);
+}
+
+void replica_close(struct replica *r)
+{
+    r->closing = true;
+    if (!r->sync_busy)
+        replica_free(r);
+}
+
+struct raft *replica_raft(struct replica *r)
+{
+    return r->raft;
+}
+
+void replica_tick(struct replica *r)
+{
+    raft_tick(r->raft);
+    process(r);
+}
+
+/* Every record a message carries must be one this log can store. */
+static bool payloads_ok(const struct raft_msg *m)
+{
+    for (size_t i = 0; i < m->n_entries; i++) {
+        const struct raft_entry *e = &m->entries[i];
+        int64_t ts;
+        const uint8_t *a, *rec;
+        uint32_t al, rl;
+        if (e->type == RAFT_ENTRY_NORMAL &&
+            replica_payload_decode(e->buf, e->len, &ts, &a, &al, &rec, &rl) < 0)
+            return false;
+    }
+    return true;
+}
+
+int replica_step(struct replica *r, const struct raft_msg *m)
+{
+    if (!payloads_ok(m))
+        return -EBADMSG;
+    int rc = raft_step(r->raft, m);
+    process(r);
+    return rc;
+}
+
+int replica_propose(struct replica *r, const struct iovec *iov, int iovcnt, const uint32_t *lens,
+                    size_t n, int64_t ts, uint64_t *first_off, uint64_t *term)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += REPLICA_PAYLOAD_HDR + lens[i];
+    uint8_t *buf = malloc(total ? total : 1);
+    struct raft_buf *bufs = calloc(n ? n : 1, sizeof(*bufs));
+    int rc = 0;
+    if (!buf || !bufs) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    /* Gather each record (it may span iov pieces) behind its header. */
+    int vi = 0;
+    size_t voff = 0, at = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *p = buf + at;
+        p[0] = 1;
+        p[1] = 0;
+        put64(p + 2, (uint64_t)ts);
+        put32(p + 10, 0);
+        size_t got = 0;
+        while (got < lens[i]) {
+            if (vi >= iovcnt) {
+                rc = -EINVAL;
+                goto out;
+            }
+            size_t take = iov[vi].iov_len - voff;
+            if (take > lens[i] - got)
+                take = lens[i] - got;
+            memcpy(p + REPLICA_PAYLOAD_HDR + got, (const char *)iov[vi].iov_base + voff, take);
+            got += take;
+            voff += take;
+            if (voff == iov[vi].iov_len) {
+                vi++;
+                voff = 0;
+            }
+        }
+        if (lens[i] == 0 || p[REPLICA_PAYLOAD_HDR + lens[i] - 1] != '\n') {
+            rc = -EINVAL;
+            goto out;
+        }
+        bufs[i] = (struct raft_buf){p, REPLICA_PAYLOAD_HDR + lens[i]};
+        at += REPLICA_PAYLOAD_HDR + lens[i];
+    }
+    uint64_t index;
+    rc = raft_propose(r->raft, bufs, n, &index);
+    if (rc == 0) {
+        if (first_off)
+            *first_off = index - 1;
+        if (term)
+            *term = raft_term(r->raft);
+    }
+out:
+    free(buf);
+    free(bufs);
+    if (rc == 0)
+        process(r);
+    return rc;
+}
