@@ -328,13 +328,22 @@ static int open_log(struct plog *l, const char *dir, bool create, bool raft)
         }
     }
 
-    /* A reset cut short: the old segments, wholly below its start, go (its
-     * own segment starts exactly there). */
-    while (l->nsegs > 0 && l->segs[0].base_off < l->start.off &&
-           l->segs[0].base_off + l->segs[0].count <= l->start.off) {
+    /* A reset discards the whole log before its start: segments that begin
+     * below it are what one cut short left (every segment made since begins
+     * at or after it), and so are terms that begin below it. */
+    while (l->nsegs > 0 && l->segs[0].base_off < l->start.off) {
         seg_remove(&l->segs[0], dir);
         memmove(&l->segs[0], &l->segs[1], (l->nsegs - 1) * sizeof(l->segs[0]));
         l->nsegs--;
+    }
+    size_t keep = 0;
+    for (size_t i = 0; i < l->nterms; i++)
+        if (l->terms[i].start >= l->start.off)
+            l->terms[keep++] = l->terms[i];
+    if (keep != l->nterms) {
+        l->nterms = keep;
+        if ((rc = terms_write(l)) < 0)
+            goto err;
     }
     if (l->nsegs == 0) {
         struct segment s;
@@ -371,20 +380,39 @@ int plog_reset(struct plog *l, uint64_t off, uint64_t pos, uint64_t term)
     if (off < plog_first_off(l) || pos < plog_first_pos(l))
         return -EINVAL; /* a log start only moves forward */
     struct plog_start st = {.off = off, .pos = pos, .term = term};
-    int rc = start_write(l->dir, &st);
-    if (rc < 0)
+    int rc;
+    /* Entries at or beyond the new start go first, durably: afterwards every
+     * segment that begins below the start holds only what the reset drops,
+     * and one that begins at or after it holds nothing (see plog_open). */
+    if (off < plog_next_off(l) &&
+        ((rc = plog_truncate(l, off)) < 0 || (rc = seg_sync(plog_active(l), true)) < 0))
+        return rc;
+    if ((rc = start_write(l->dir, &st)) < 0)
         return rc;
     l->start = st;
-    /* Newest first: a crash part-way leaves old segments ending at or below
-     * the start, which plog_open removes. */
-    while (l->nsegs > 0) {
+    /* Newest first, keeping the oldest until the new segment exists, so the
+     * log is never without one; a crash part-way leaves segments that begin
+     * below the start, which plog_open removes. */
+    while (l->nsegs > 1) {
         if ((rc = seg_remove(&l->segs[l->nsegs - 1], l->dir)) < 0)
             return rc;
         l->nsegs--;
     }
-    struct segment s;
-    if ((rc = seg_create(&s, l->dir, off, pos)) < 0 || (rc = segs_push(l, &s)) < 0)
-        return rc;
+    struct segment *old = &l->segs[0];
+    if (old->base_off == off) {
+        /* The same name: empty it.  The same offset at another position
+         * would mean two logs disagree on committed bytes. */
+        if (old->base_pos != pos)
+            return -EINVAL;
+        if ((rc = seg_truncate(old, 0)) < 0)
+            return rc;
+    } else {
+        struct segment s;
+        if ((rc = seg_create(&s, l->dir, off, pos)) < 0)
+            return rc; /* the old segment stays: a reopen finishes the reset */
+        seg_remove(old, l->dir);
+        *old = s;
+    }
     l->nterms = 0;
     if ((rc = terms_write(l)) < 0)
         return rc;
@@ -429,7 +457,7 @@ int plog_roll(struct plog *l)
 static size_t seg_for_off(const struct plog *l, uint64_t off);
 
 /* A format 1 active segment takes plain records only: entries of other
- * kinds start a format 2 segment (an empty format 1 one is replaced). */
+ * kinds start a format 2 segment (an empty format 1 one is upgraded). */
 static int need_format2(struct plog *l)
 {
     struct segment *a = plog_active(l);
@@ -437,11 +465,7 @@ static int need_format2(struct plog *l)
         return 0;
     if (a->count > 0)
         return plog_roll(l);
-    /* Empty: replace it by a format 2 one of the same name.  Should the
-     * create fail, a restart finds no segment there and makes one. */
-    uint64_t off = a->base_off, pos = a->base_pos;
-    int rc = seg_remove(a, l->dir);
-    return rc < 0 ? rc : seg_create(a, l->dir, off, pos);
+    return seg_upgrade(a, l->dir); /* empty: in place */
 }
 
 static int append(struct plog *l, uint64_t term, int64_t ts, const struct iovec *iov, int iovcnt,
@@ -652,9 +676,20 @@ int plog_retain(struct plog *l, int64_t now_ms, int64_t retention_ms, int64_t re
 
 /* -------------------------------------------------------------- durability */
 
+static int sync_prepare(const struct plog *l, size_t first, bool index, struct plog_sync *s);
+
 int plog_sync_prepare(const struct plog *l, uint64_t from_pos, bool index, struct plog_sync *s)
 {
-    size_t first = from_pos < plog_first_pos(l) ? 0 : seg_for_pos(l, from_pos);
+    return sync_prepare(l, from_pos < plog_first_pos(l) ? 0 : seg_for_pos(l, from_pos), index, s);
+}
+
+int plog_sync_prepare_off(const struct plog *l, uint64_t from_off, struct plog_sync *s)
+{
+    return sync_prepare(l, from_off < plog_first_off(l) ? 0 : seg_for_off(l, from_off), true, s);
+}
+
+static int sync_prepare(const struct plog *l, size_t first, bool index, struct plog_sync *s)
+{
     size_t need = (l->nsegs - first) * (index ? 3 : 1);
     s->nfds = 0;
     s->fds = malloc(need * sizeof(int));

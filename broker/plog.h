@@ -160,6 +160,10 @@ struct plog_sync {
     int nfds;
 };
 int plog_sync_prepare(const struct plog *l, uint64_t from_pos, bool index, struct plog_sync *s);
+/* The same with every file (.log, .idx, .aux) of the segments holding
+ * offsets from from_off on: for Raft logs, whose segments may hold entries
+ * but no bytes (NOOPs), so that positions cannot tell them apart. */
+int plog_sync_prepare_off(const struct plog *l, uint64_t from_off, struct plog_sync *s);
 int plog_sync_run(struct plog_sync *s);
 int plog_checkpoint_write(const char *dir, uint64_t off);
 

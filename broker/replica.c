@@ -31,6 +31,8 @@ struct sync_job {
     struct replica *r;
     struct plog_sync sync;
     uint64_t index, term;
+    const char *dir;    /* the log's, outlives the job */
+    uint64_t trunc_gen; /* the replica's at the start */
     int rc;
 };
 
@@ -50,6 +52,7 @@ struct replica {
     struct replica_options opt;
     uint64_t written_index, written_term; /* last entry in the page cache */
     uint64_t synced_index;                /* reported to raft_persisted */
+    uint64_t trunc_gen;                   /* truncations so far */
     bool sync_busy;
     bool closing;
     bool processing;
@@ -271,6 +274,7 @@ static int write_entries(struct replica *r, const struct raft_entry *es, size_t 
         /* A conflicting (never committed) suffix goes first. */
         if ((rc = plog_truncate(r->log, off)) < 0)
             return rc;
+        r->trunc_gen++;
         if (r->synced_index > off)
             r->synced_index = off;
     } else if (off > plog_next_off(r->log)) {
@@ -295,6 +299,10 @@ static void sync_work(uv_work_t *w)
 {
     struct sync_job *j = w->data;
     j->rc = plog_sync_run(&j->sync);
+    /* Everything up to the job's entries is durable, index and side data
+     * included: recovery need not look below it. */
+    if (j->rc == 0)
+        j->rc = plog_checkpoint_write(j->dir, j->index);
 }
 
 static void process(struct replica *r);
@@ -312,12 +320,25 @@ static void sync_after(uv_work_t *w, int status)
         replica_free(r);
         return;
     }
-    if (j->rc < 0) {
+    if (j->trunc_gen != r->trunc_gen) {
+        /* A truncation ran meanwhile: the job's checkpoint may name entries
+         * that were replaced since; put back the truncation's. */
+        int rc = plog_checkpoint_write(r->log->dir, r->log->ckpt_off);
+        if (rc < 0)
+            mk_log(MK_ERROR, "%s: checkpoint: %s", r->log->dir, strerror(-rc));
+        j->rc = -ESTALE; /* and what it synced was overtaken: the next job
+                            covers everything from the truncation on */
+    }
+    if (j->rc == -ESTALE) {
+        /* nothing to report */
+    } else if (j->rc < 0) {
         /* Not durable: nothing is reported; the next job retries. */
         mk_log(MK_ERROR, "%s: fdatasync failed: %s", r->log->dir, strerror(-j->rc));
     } else {
         if (j->index > r->synced_index)
             r->synced_index = j->index;
+        if (j->index > r->log->ckpt_off && j->index <= plog_next_off(r->log))
+            r->log->ckpt_off = j->index;
         raft_persisted(r->raft, j->index, j->term);
     }
     free(j);
@@ -331,16 +352,15 @@ static void start_sync(struct replica *r)
     struct sync_job *j = calloc(1, sizeof(*j));
     if (!j)
         return;
-    /* From the first entry not known durable on. */
-    uint64_t from = plog_end_pos(r->log);
-    struct seg_entry e;
-    if (plog_entry(r->log, r->synced_index, &e) == 0)
-        from = e.pos;
-    if (plog_sync_prepare(r->log, from, true, &j->sync) < 0) {
+    /* From the first entry not known durable on (index synced_index + 1,
+     * offset synced_index), by offset: a segment of NOOPs has no bytes. */
+    if (plog_sync_prepare_off(r->log, r->synced_index, &j->sync) < 0) {
         free(j);
         return;
     }
     j->r = r;
+    j->dir = r->log->dir;
+    j->trunc_gen = r->trunc_gen;
     j->index = r->written_index;
     j->term = r->written_term;
     j->work.data = j;

@@ -327,6 +327,30 @@ err_close:
     return rc;
 }
 
+int seg_upgrade(struct segment *s, const char *dir)
+{
+    if (s->version != 1 || s->count != 0 || s->bytes != 0)
+        return -EINVAL;
+    char ap[PATH_MAX];
+    int rc = seg_path(ap, sizeof(ap), dir, s->base_off, "aux");
+    if (rc < 0)
+        return rc;
+    int fd = sysio.open(ap, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0)
+        return fd;
+    unsigned char v = 2;
+    if ((rc = sysio.fdatasync(fd)) < 0 || (rc = sys_fsync_dir(dir)) < 0 ||
+        (rc = sys_pwrite_all(s->idx_fd, &v, 1, 7)) < 0 || (rc = sysio.fdatasync(s->idx_fd)) < 0) {
+        sysio.close(fd);
+        return rc;
+    }
+    s->aux_fd = fd;
+    s->aux_bytes = 0;
+    s->version = 2;
+    s->esize = SEG_ENTRY_SIZE;
+    return 0;
+}
+
 /* ---------------------------------------------------------------- recovery */
 
 /* Reads len bytes at off of fd into buf, growing it as needed. */

@@ -111,6 +111,12 @@ int seg_append(struct segment *s, const struct iovec *iov, int iovcnt, const uin
 int seg_append_items(struct segment *s, const struct iovec *iov, int iovcnt,
                      const struct seg_item *items, size_t n, int64_t ts);
 
+/* Turns an empty format 1 segment into format 2 in place (creates its .aux,
+ * then rewrites the header's version byte; both durable).  A crash between
+ * leaves a format 1 segment and a stray .aux, which the next upgrade
+ * reuses.  -EINVAL unless s is format 1 and empty. */
+int seg_upgrade(struct segment *s, const char *dir);
+
 /* Reads entry e's side data (e->aux_len bytes) into buf. */
 int seg_read_aux(const struct segment *s, const struct seg_entry *e, void *buf);
 

@@ -14,6 +14,7 @@ int frame_split(size_t held_len, const char *data, size_t len, uint32_t max_reco
     out->nrec = 0;
     out->lens = NULL;
     out->continues = false;
+    out->uses_held = false;
 
     size_t cap = 0;
     size_t start = 0; /* start in data of the current record (after held) */
@@ -26,6 +27,7 @@ int frame_split(size_t held_len, const char *data, size_t len, uint32_t max_reco
         size_t rec = carry + (size_t)(nl - (data + start)); /* without '\n' */
         if (rec > max_record) {
             frame_free(out);
+            out->uses_held = carry > 0;
             return -EMSGSIZE;
         }
         if (out->nrec == cap) {
@@ -47,6 +49,7 @@ int frame_split(size_t held_len, const char *data, size_t len, uint32_t max_reco
     if (carry + (len - start) > max_record) {
         frame_free(out);
         out->continues = true;
+        out->uses_held = carry > 0;
         return -EMSGSIZE;
     }
     return 0;

@@ -18,6 +18,8 @@ struct frame {
     uint32_t *lens;  /* nrec lengths, each including its '\n'; malloc'ed or NULL */
     bool continues;  /* after -EMSGSIZE: the over-long record goes on past this
                         write (no '\n' ends it here) */
+    bool uses_held;  /* after -EMSGSIZE: the over-long record begins with the
+                        held bytes (else they stay held) */
 };
 
 /* Splits held (held_len bytes already held) + data.  A record longer than

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #define REFUSED_KEEP 4096
+#define READ_PIECES  64 /* segments one read may span */
 
 /* A request waiting its turn on a handle, or in flight. */
 enum wop { W_WRITE, W_FLUSH, W_FSYNC };
@@ -186,26 +187,45 @@ void handle_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct 
         pos = h->rd_real;
     if (pos < pi.first_pos)
         pos = pi.first_pos;
-    int fd;
-    uint64_t fdoff;
-    size_t n;
-    int rc = part_read(h->p, pos, size, &fd, &fdoff, &n);
-    if (rc < 0) {
-        fuse_reply_err(req, -rc);
+    /* A read is filled across segment ends (a short read would make tools
+     * such as tail, which trust a full read of a regular file, misjudge
+     * the file): one piece per segment, spliced from the segment files. */
+    struct fuse_bufvec *bv = calloc(1, sizeof(*bv) + (READ_PIECES - 1) * sizeof(struct fuse_buf));
+    if (!bv) {
+        fuse_reply_err(req, ENOMEM);
         return;
+    }
+    size_t total = 0;
+    int k = 0;
+    while (total < size && k < READ_PIECES) {
+        int fd;
+        uint64_t fdoff;
+        size_t n;
+        int rc = part_read(h->p, pos + total, size - total, &fd, &fdoff, &n);
+        if (rc < 0 && k == 0) {
+            free(bv);
+            fuse_reply_err(req, -rc);
+            return;
+        }
+        if (rc < 0 || n == 0)
+            break;
+        struct fuse_buf *b = &bv->buf[k++];
+        b->size = n;
+        b->flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+        b->fd = fd;
+        b->pos = (off_t)fdoff;
+        total += n;
     }
     h->redirected = pos != (uint64_t)off;
-    h->rd_virt = (uint64_t)off + n;
-    h->rd_real = pos + n;
-    if (n == 0) {
+    h->rd_virt = (uint64_t)off + total;
+    h->rd_real = pos + total;
+    if (total == 0)
         fuse_reply_buf(req, NULL, 0);
-        return;
+    else {
+        bv->count = (size_t)k;
+        fuse_reply_data(req, bv, FUSE_BUF_SPLICE_MOVE);
     }
-    struct fuse_bufvec bv = FUSE_BUFVEC_INIT(n);
-    bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-    bv.buf[0].fd = fd;
-    bv.buf[0].pos = (off_t)fdoff;
-    fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
+    free(bv);
 }
 
 /* ------------------------------------------------------------ writes */
@@ -220,6 +240,8 @@ static void wreq_free(struct wreq *w)
     frame_free(&w->fr);
     free(w);
 }
+
+static void forget_refused(struct fh *h);
 
 /* The request in flight on h finished with status. */
 static void w_done(void *arg, int status)
@@ -245,6 +267,10 @@ static void w_done(void *arg, int status)
             h->held = NULL;
             h->held_len = 0;
         }
+        /* A close ends every record, an over-long one too: the next writer
+         * on this open file starts afresh (retries at close came before). */
+        h->discard = false;
+        forget_refused(h);
         fuse_reply_err(w->req, -status);
         break;
     case W_FSYNC:
@@ -334,7 +360,8 @@ static void w_start(struct fs *f, struct fh *h, struct wreq *w)
     }
     rc = frame_split(h->held_len, w->data, w->len, c->message_max_bytes, &w->fr);
     if (rc == -EMSGSIZE) {
-        h->held_len = 0;
+        if (w->fr.uses_held) /* else the held start belongs to a valid record */
+            h->held_len = 0;
         h->discard = w->fr.continues;
         goto refused;
     }

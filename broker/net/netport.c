@@ -17,6 +17,7 @@
 #include "broker/log.h"
 #include "broker/net/wire.h"
 
+#include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -321,6 +322,20 @@ static void up(struct conn *c)
         np->ops.peer(np->ops.ctx, p->cfg.id, true);
 }
 
+/* Whether c comes from p's configured address (a dialer binds its own peer
+ * address before it connects).  Not proof of identity: anyone on that host
+ * can use the address; cluster.secret (issue 8) will be. */
+static bool from_its_address(struct conn *c, const struct peer *p)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    char host[INET6_ADDRSTRLEN];
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) < 0 || ss.ss_family != AF_INET ||
+        uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof(host)) < 0)
+        return false;
+    return strcmp(host, p->cfg.host) == 0;
+}
+
 /* An inbound HELLO: who is it, and is it one of ours? */
 static void on_hello(struct conn *c, const struct wire_hello *h)
 {
@@ -332,6 +347,13 @@ static void on_hello(struct conn *c, const struct wire_hello *h)
                  "refused node %" PRIu32 ": cluster %016" PRIx64 ", not ours (%016" PRIx64 ")",
                  h->from, h->cluster_id, np->cluster);
         refuse(c, WIRE_REFUSE_CLUSTER, why);
+        return;
+    }
+    if (p && !from_its_address(c, p)) {
+        snprintf(why, sizeof(why),
+                 "refused node %" PRIu32 ": it called from another address than %s", h->from,
+                 p->cfg.host);
+        refuse(c, WIRE_REFUSE_NODE, why);
         return;
     }
     if (!p || h->to != np->cfg.node_id || h->from >= np->cfg.node_id) {
@@ -348,7 +370,8 @@ static void on_hello(struct conn *c, const struct wire_hello *h)
         conn_close(p->conn, "replaced by a new connection from it");
     p->conn = c;
     send_hello(c, WIRE_HELLO_OK, h->from);
-    up(c);
+    if (c->state == C_HELLO) /* not closed by a failed write */
+        up(c);
 }
 
 static void dispatch(struct conn *c)
@@ -413,7 +436,11 @@ static void dispatch(struct conn *c)
         rc = wire_raft_decode(body, len, MAX_RAFT_ENTRIES, &group, &m, &es);
         if (rc == -ENOMEM)
             return; /* dropped: Raft resends */
-        if (rc < 0 || m.from != p->cfg.id || m.to != np->cfg.node_id)
+        if (rc == 0 && (m.from != p->cfg.id || m.to != np->cfg.node_id)) {
+            free(es);
+            rc = -EBADMSG;
+        }
+        if (rc < 0)
             goto bad;
         if (np->ops.raft)
             np->ops.raft(np->ops.ctx, p->cfg.id, group, &m);

@@ -82,4 +82,31 @@ mk_start -o num.partitions=4
 [[ $(cat "$P") == before ]] || soft_fail "t/0 after restart: expected 'before' only, seen record lengths $(records "$P")"
 [[ $(cat "$MNT/t/1") == "valid record" ]] || soft_fail "t/1 after restart: expected 'valid record', seen record lengths $(records "$MNT/t/1")"
 mk_stop
+
+mk_start -o num.partitions=2,message.max.bytes=1000
+mkdir "$MNT/u"
+# With message.max.bytes=1000 (no write is split by the kernel here):
+# a held start of a valid record stays when a later record of the same write
+# is the over-long one: "abc" held, then "def\n" + an over-long record
+# (refused whole), then "def\n" completes the record the writer meant.
+mapfile -t r < <($PY - "$MNT/u/0" <<'EOF'
+import errno, os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND)
+for data in (b"abc", b"def\n" + b"z" * 2000 + b"\n", b"def\n"):
+    try:
+        print("OK", os.write(fd, data))
+    except OSError as e:
+        print(errno.errorcode[e.errno])
+os.close(fd)
+EOF
+)
+assert_eq "OK 3|EMSGSIZE|OK 4" "${r[0]}|${r[1]}|${r[2]}" "held 'abc', a write whose second record is over-long, then 'def\\n'"
+[[ $(cat "$MNT/u/0") == abcdef ]] || soft_fail "u/0: expected the record 'abcdef' (the held start kept), seen $(head -c 40 "$MNT/u/0")"
+# A close ends an over-long record still going on: the next writer of the
+# same open file (a redirection shared by two commands) is not refused.
+{ $PY -c "import os; os.write(1, b'x' * 2000)" 2>/dev/null; echo ok-after; } >>"$MNT/u/1" ||
+    soft_fail "echo after a writer that died inside an over-long record was refused (same open file)"
+[[ $(tail -n 1 "$MNT/u/1") == ok-after ]] || soft_fail "u/1: expected the last record 'ok-after', seen $(tail -n 1 "$MNT/u/1" | head -c 40)"
+
+mk_stop
 log ok

@@ -112,5 +112,14 @@ print("OK" if ok else "BAD: first read %r (at position.first %d: %r), position.f
 EOF
 )
 [[ $got == OK ]] || soft_fail "redirected read, then retention deletes where it ended: the next read must go on from the new position.first; $got"
+# A read is filled across segment ends: tail trusts a full read of a regular
+# file (with 64-byte segments, tail -n 3 printed 4 lines, or all of them).
+mkdir "$MNT/small"
+setfattr -n user.segment.bytes -v 64 "$MNT/small" || fail "setfattr user.segment.bytes=64"
+for i in $(seq 31); do echo "rec$i" >>"$MNT/small/0"; done
+assert_eq $'rec29\nrec30\nrec31' "$(tail -n 3 "$MNT/small/0")" "tail -n 3 over many 64-byte segments"
+got=$($PY -c "import os,sys; fd=os.open(sys.argv[1],os.O_RDONLY); print(len(os.read(fd,1<<20)), os.fstat(fd).st_size)" "$MNT/small/0")
+read -r n sz <<<"$got"
+assert_eq "$sz" "$n" "one read() of a partition spanning many segments returns all of it"
 mk_stop
 log ok

@@ -179,3 +179,17 @@ Test(framing, held_bytes_too_long_with_no_newline_continue)
     cr_assert_eq(split(3, "ab", 4), -EMSGSIZE);
     cr_assert(fr.continues);
 }
+
+/* Whether the refused record includes the held bytes: only then do they go
+ * (else they belong to a valid record, which the writer may still finish). */
+Test(framing, a_later_over_long_record_leaves_the_held_bytes_alone)
+{
+    cr_assert_eq(split(3, "def\ntoolong\n", 6), -EMSGSIZE);
+    cr_assert_not(fr.uses_held);
+    cr_assert_eq(split(3, "toolong\n", 4), -EMSGSIZE);
+    cr_assert(fr.uses_held);
+    cr_assert_eq(split(3, "ab", 4), -EMSGSIZE);
+    cr_assert(fr.uses_held);
+    cr_assert_eq(split(0, "ok\ntoolong", 4), -EMSGSIZE);
+    cr_assert_not(fr.uses_held);
+}

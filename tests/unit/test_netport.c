@@ -350,3 +350,53 @@ Test(netport, cluster_ids_follow_the_sorted_peer_list)
     cr_assert_eq(cfg_set(&c, "peer", "3@127.0.0.3:7001", NULL), 0);
     cr_assert_neq(netport_cluster_id(&a), netport_cluster_id(&c));
 }
+
+/* A HELLO naming node 1 from an address that is not node 1's is refused:
+ * here node 1 is configured on 127.0.0.2 and the caller is on 127.0.0.1. */
+Test(netport, a_hello_from_another_address_than_the_nodes_is_refused)
+{
+    struct mk_config *c = &nodes[2].cfg;
+    cfg_defaults(c);
+    c->node_id = 2;
+    char v[64];
+    snprintf(v, sizeof(v), "1@127.0.0.2:%u", (unsigned)(base_port + 1));
+    cr_assert_eq(cfg_set(c, "peer", v, NULL), 0);
+    snprintf(v, sizeof(v), "2@127.0.0.1:%u", (unsigned)(base_port + 2));
+    cr_assert_eq(cfg_set(c, "peer", v, NULL), 0);
+    start(2, 77);
+    int fd = raw_connect(2);
+    struct wire_buf b = {0};
+    struct wire_hello h = {.cluster_id = 77, .from = 1, .to = 2, .max_version = 1};
+    cr_assert_eq(wire_hello_encode(&b, WIRE_HELLO, &h), 0);
+    cr_assert_eq(write(fd, b.p, b.len), (ssize_t)b.len);
+    RUN_UNTIL(5, closed_by_peer(fd));
+    cr_assert_eq(nodes[2].ups, 0, "an impostor was taken for node 1");
+    cr_assert(status_has(2, "refused=1"), "%s", status(2));
+    close(fd);
+    wire_buf_free(&b);
+}
+
+/* A RAFT frame that decodes but names other nodes closes the connection
+ * (and leaks nothing: ASan and valgrind runs check). */
+Test(netport, a_raft_message_for_another_node_closes_the_connection)
+{
+    config(1, 2);
+    config(2, 2);
+    start(2, 77);
+    int fd = raw_connect(2);
+    struct wire_buf b = {0};
+    struct wire_hello h = {.cluster_id = 77, .from = 1, .to = 2, .max_version = 1};
+    cr_assert_eq(wire_hello_encode(&b, WIRE_HELLO, &h), 0);
+    cr_assert_eq(write(fd, b.p, b.len), (ssize_t)b.len);
+    RUN_UNTIL(5, nodes[2].ups == 1);
+    struct raft_entry e = {.term = 1, .index = 1, .buf = "x\n", .len = 2};
+    struct raft_msg m = {
+        .type = RAFT_MSG_APPEND, .from = 1, .to = 3, .term = 1, .entries = &e, .n_entries = 1};
+    cr_assert_eq(wire_raft_encode(&b, 1, &m), 0);
+    cr_assert_eq(write(fd, b.p, b.len), (ssize_t)b.len);
+    RUN_UNTIL(5, closed_by_peer(fd));
+    cr_assert(status_has(2, "bad.frames=1"), "%s", status(2));
+    cr_assert_eq(nodes[2].msgs, 0);
+    close(fd);
+    wire_buf_free(&b);
+}

@@ -703,7 +703,7 @@ Test(plog, a_format_1_log_is_upgraded_at_the_first_entry_of_another_kind)
     cr_assert_eq(lg.segs[0].version, 1);
 }
 
-Test(plog, an_empty_format_1_active_segment_is_replaced)
+Test(plog, an_empty_format_1_active_segment_is_upgraded_in_place)
 {
     plog_close(&lg);
     char p[PATH_MAX];
@@ -824,4 +824,71 @@ Test(plog, a_reset_cut_short_is_finished_at_open)
     cr_assert_eq(plog_term_at(&lg, 499), 4);
     cr_assert_not(th_exists(th_seg_path(p, dir, 0, "log")), "the old segments are gone");
     cr_assert(th_exists(th_seg_path(p, dir, 500, "idx")));
+}
+
+/* A reset below the log end (a follower whose divergent tail reaches past
+ * the leader's start): nothing of the old log survives, also when the
+ * process dies right after the start file was written. */
+Test(plog, a_reset_below_the_end_drops_everything_even_cut_short)
+{
+    plog_close(&lg);
+    cr_assert_eq(plog_open_raft(&lg, dir, false), 0);
+    cr_assert_eq(append_n(7, 1, TS), 0); /* segments [0-2] [3-5] [6] */
+    cr_assert_eq(plog_reset(&lg, 4, 40, 1), 0);
+    cr_assert_eq(plog_first_off(&lg), 4);
+    cr_assert_eq(plog_next_off(&lg), 4);
+    cr_assert_eq(append_n(1, 2, TS), 0);
+    reopen_raft();
+    cr_assert_eq(plog_first_off(&lg), 4);
+    cr_assert_eq(plog_next_off(&lg), 5);
+    cr_assert_eq(plog_term_at(&lg, 4), 2);
+    cr_assert_eq(plog_term_at(&lg, 3), 1);
+}
+
+Test(plog, a_crash_between_start_file_and_removal_is_finished_at_open)
+{
+    plog_close(&lg);
+    cr_assert_eq(plog_open_raft(&lg, dir, false), 0);
+    cr_assert_eq(append_n(7, 3, TS), 0);
+    /* What plog_reset(4, 40, 3) has done when it dies after the start file:
+     * the suffix from 4 is gone, the old segments are still there, the
+     * terms file still lists term 3 from 0. */
+    cr_assert_eq(plog_truncate(&lg, 4), 0);
+    plog_close(&lg);
+    char p[PATH_MAX];
+    th_append_raw(th_path(p, "%s/start", dir), "4 40 3\n", 7);
+    cr_assert_eq(plog_open_raft(&lg, dir, false), 0);
+    cr_assert_eq(plog_first_off(&lg), 4, "segments beginning below the start are gone");
+    cr_assert_eq(plog_next_off(&lg), 4);
+    cr_assert_eq(plog_end_pos(&lg), 40);
+    cr_assert_eq(lg.nterms, 0, "terms beginning below the start are gone");
+    cr_assert_eq(append_n(1, 2, TS), 0, "an older term than the dropped ones is fine now");
+    cr_assert_eq(plog_term_at(&lg, 3), 3);
+}
+
+/* ENOSPC while the reset creates its segment: the log keeps a segment (no
+ * crash, no empty array) and a reopen finishes the reset. */
+static int (*real_open2)(const char *, int, mode_t);
+static int enospc_create(const char *path, int flags, mode_t mode)
+{
+    if ((flags & O_CREAT) && strstr(path, "00000000000000000500"))
+        return -ENOSPC;
+    return real_open2(path, flags, mode);
+}
+
+Test(plog, a_reset_that_cannot_create_its_segment_leaves_a_usable_log)
+{
+    plog_close(&lg);
+    cr_assert_eq(plog_open_raft(&lg, dir, false), 0);
+    cr_assert_eq(append_n(4, 1, TS), 0);
+    real_open2 = sysio.open;
+    sysio.open = enospc_create;
+    cr_assert_eq(plog_reset(&lg, 500, 9000, 2), -ENOSPC);
+    sysio_reset();
+    cr_assert_geq(lg.nsegs, 1);
+    (void)plog_next_off(&lg); /* must not read outside the segment array */
+    reopen_raft();
+    cr_assert_eq(plog_first_off(&lg), 500);
+    cr_assert_eq(plog_end_pos(&lg), 9000);
+    cr_assert_eq(plog_term_at(&lg, 499), 2);
 }
