@@ -72,10 +72,18 @@ $(UNIT_ASAN): $(UNIT_OBJ_ASAN) $(LIB_OBJ_ASAN)
 # --- tests -------------------------------------------------------------------
 # Criterion forks a process per test; --jobs 2 matches the CI machine.
 unit: deps $(UNIT)
-	$(UNIT) --jobs 2
+	@$(UNIT) --jobs 2 >$(BUILD)/unit.log 2>&1; rc=$$?; cat $(BUILD)/unit.log; [ $$rc -eq 0 ] || exit $$rc; \
+	  if grep -q 'exited during its setup or teardown' $(BUILD)/unit.log; then \
+	    echo "unit: a test crashed in its setup or teardown (above)"; exit 1; fi
 
+# Criterion counts a test whose sanitizer report came from another thread,
+# or in its teardown, as passed: any report in the output fails the run too.
 unit-asan: deps $(UNIT_ASAN)
-	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $(UNIT_ASAN) --jobs 2
+	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  $(UNIT_ASAN) --jobs 2 >$(BUILD)/unit-asan.log 2>&1; rc=$$?; cat $(BUILD)/unit-asan.log; \
+	  [ $$rc -eq 0 ] || exit $$rc; \
+	  if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error|exited during its setup or teardown' \
+	    $(BUILD)/unit-asan.log; then echo "unit-asan: a sanitizer report or a crash in a teardown (above)"; exit 1; fi
 
 # valgrind follows Criterion's test children; any leak or error fails the run.
 unit-valgrind: deps $(UNIT)

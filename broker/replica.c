@@ -31,7 +31,7 @@ struct sync_job {
     struct replica *r;
     struct plog_sync sync;
     uint64_t index, term;
-    const char *dir;    /* the log's, outlives the job */
+    char *dir;          /* a copy: the log may be closed while the job runs */
     uint64_t trunc_gen; /* the replica's at the start */
     int rc;
 };
@@ -315,6 +315,7 @@ static void sync_after(uv_work_t *w, int status)
     r->sync_busy = false;
     if (status < 0 && j->rc == 0)
         j->rc = status;
+    free(j->dir);
     if (r->closing) {
         free(j);
         replica_free(r);
@@ -359,7 +360,12 @@ static void start_sync(struct replica *r)
         return;
     }
     j->r = r;
-    j->dir = r->log->dir;
+    j->dir = strdup(r->log->dir);
+    if (!j->dir) {
+        plog_sync_run(&j->sync);
+        free(j);
+        return;
+    }
     j->trunc_gen = r->trunc_gen;
     j->index = r->written_index;
     j->term = r->written_term;
@@ -368,6 +374,7 @@ static void start_sync(struct replica *r)
     if (uv_queue_work(r->loop, &j->work, sync_work, sync_after) < 0) {
         r->sync_busy = false;
         plog_sync_run(&j->sync);
+        free(j->dir);
         free(j);
     }
 }

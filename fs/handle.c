@@ -231,6 +231,7 @@ void handle_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct 
 /* ------------------------------------------------------------ writes */
 
 static void fh_next(struct fs *f, struct fh *h);
+static void commit_held(struct fh *h);
 
 static void wreq_free(struct wreq *w)
 {
@@ -416,6 +417,8 @@ static void fh_next(struct fs *f, struct fh *h)
         fh_free(f, h);
     } else {
         fh_set(h, FH_IDLE);
+        if (f->exited) /* shutting down: no close will come for it */
+            commit_held(h);
     }
 }
 
@@ -499,17 +502,23 @@ static void ignore_done(void *arg, int status)
     (void)status;
 }
 
+/* Commits h's held partial line as a record, as its close would. */
+static void commit_held(struct fh *h)
+{
+    if (h->p && h->held_len && h->state == FH_IDLE && !part_deleted(h->p)) {
+        static const char nl = '\n';
+        struct iovec iov[2] = {{h->held, h->held_len}, {(void *)&nl, 1}};
+        uint32_t len = (uint32_t)h->held_len + 1;
+        if (part_append(h->p, iov, 2, &len, 1, ignore_done, NULL) == 0)
+            h->held_len = 0;
+    }
+}
+
 void handle_commit_held(struct fs *f)
 {
-    for (struct fh *h = f->handles; h; h = h->next) {
-        if (h->p && h->held_len && h->state == FH_IDLE && !part_deleted(h->p)) {
-            static const char nl = '\n';
-            struct iovec iov[2] = {{h->held, h->held_len}, {(void *)&nl, 1}};
-            uint32_t len = (uint32_t)h->held_len + 1;
-            if (part_append(h->p, iov, 2, &len, 1, ignore_done, NULL) == 0)
-                h->held_len = 0;
-        }
-    }
+    /* Busy ones commit theirs when their request is answered (fh_next). */
+    for (struct fh *h = f->handles; h; h = h->next)
+        commit_held(h);
 }
 
 void handle_free_all(struct fs *f)
