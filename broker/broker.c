@@ -24,6 +24,7 @@
  * HOUSEKEEPING runs once a second on the loop: per partition, roll by age,
  * retention, and an index checkpoint when the commit point moved.
  */
+#include "broker/cluster.h"
 #include "broker/internal.h"
 #include "broker/net/netport.h"
 #include "broker/sysio.h"
@@ -476,14 +477,10 @@ int broker_start(struct broker *b, uv_loop_t *loop)
     uv_timer_start(&b->timer, housekeep, HOUSEKEEP_MS, HOUSEKEEP_MS);
     if (!b->cfg.npeers)
         return 0;
-    /* Raft groups are not wired to the port yet: messages are counted. */
-    struct netport_ops ops = {.ctx = b};
-    int rc = netport_open(&b->net, loop, &b->cfg, b->cluster_id, &ops);
-    if (rc < 0) {
-        const struct mk_peer *self = cfg_peer(&b->cfg, b->cfg.node_id);
-        mk_log(MK_ERROR, "cluster port %s:%u: %s", self->host, self->port, uv_strerror(rc));
-        b->net = NULL;
-    }
+    /* The port and the metadata group; partition groups come next. */
+    int rc = cluster_open(&b->cluster, loop, b->data_dir, &b->cfg, b->cluster_id);
+    if (rc < 0)
+        b->cluster = NULL;
     return rc;
 }
 
@@ -496,9 +493,9 @@ void broker_quiesce(struct broker *b)
         uv_timer_stop(&b->timer);
         uv_close((uv_handle_t *)&b->timer, NULL);
     }
-    if (b->net) {
-        netport_close(b->net); /* frees itself once its handles closed */
-        b->net = NULL;
+    if (b->cluster) {
+        cluster_close(b->cluster); /* frees itself once its handles closed */
+        b->cluster = NULL;
     }
 }
 
@@ -526,8 +523,8 @@ int broker_status(const struct broker *b, char **text, size_t *len)
             b->cfg.node_id, MK_VERSION, b->cfg.npeers ? "cluster-node" : "single-node",
             b->cfg.fsync == MK_FSYNC_ALWAYS ? "always" : "never", now - b->started_ms, b->ntopics,
             parts, b->data_dir);
-    if (b->net)
-        netport_status(b->net, f);
+    if (b->cluster)
+        cluster_status(b->cluster, f);
     for (size_t i = 0; i < b->ntopics; i++) {
         const struct topic *t = b->topics[i];
         fprintf(f, "topic=%s id=%" PRIu64 " partitions=%" PRIu32, t->name, t->id, t->nparts);

@@ -62,10 +62,10 @@ struct broker {
     int lock_fd;
     uint64_t next_topic_id;
     struct mk_owner root;
-    bool root_set;       /* root owner/mode chosen by chmod/chown: kept in meta */
-    char *meta_text;     /* what DATA/meta holds now (rewritten only on change) */
-    uint64_t cluster_id; /* with peers: fixed at the first start (meta) */
-    struct netport *net; /* with peers, once started */
+    bool root_set;           /* root owner/mode chosen by chmod/chown: kept in meta */
+    char *meta_text;         /* what DATA/meta holds now (rewritten only on change) */
+    uint64_t cluster_id;     /* with peers: fixed at the first start (meta) */
+    struct cluster *cluster; /* with peers, once started */
     struct topic **topics;
     size_t ntopics, cap;
     uv_timer_t timer;
