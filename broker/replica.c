@@ -15,6 +15,7 @@
  *   6. raft_advance; then, outside the Ready, start the sync job if entries
  *      were written since the last one.
  */
+#include "broker/le.h"
 #include "broker/replica.h"
 #include "broker/log.h"
 #include "broker/sysio.h"
@@ -62,35 +63,13 @@ struct replica {
 
 /* ------------------------------------------------------------ payloads */
 
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    put32(p, (uint32_t)v);
-    put32(p + 4, (uint32_t)(v >> 32));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
-
 void replica_payload_encode(uint8_t *buf, int64_t ts, const void *aux, uint32_t aux_len,
                             const void *rec, uint32_t len)
 {
     buf[0] = 1;
     buf[1] = 0;
-    put64(buf + 2, (uint64_t)ts);
-    put32(buf + 10, aux_len);
+    le_put64(buf + 2, (uint64_t)ts);
+    le_put32(buf + 10, aux_len);
     if (aux_len)
         memcpy(buf + REPLICA_PAYLOAD_HDR, aux, aux_len);
     memcpy(buf + REPLICA_PAYLOAD_HDR + aux_len, rec, len);
@@ -102,13 +81,13 @@ int replica_payload_decode(const void *buf, size_t len, int64_t *ts, const uint8
     const uint8_t *p = buf;
     if (len < REPLICA_PAYLOAD_HDR || p[0] != 1 || p[1] != 0)
         return -EBADMSG;
-    uint32_t a = get32(p + 10);
+    uint32_t a = le_get32(p + 10);
     if (a > len - REPLICA_PAYLOAD_HDR)
         return -EBADMSG;
     size_t rl = len - REPLICA_PAYLOAD_HDR - a;
     if (rl == 0 || rl > UINT32_MAX || p[len - 1] != '\n')
         return -EBADMSG;
-    *ts = (int64_t)get64(p + 2);
+    *ts = (int64_t)le_get64(p + 2);
     *aux = p + REPLICA_PAYLOAD_HDR;
     *aux_len = a;
     *rec = p + REPLICA_PAYLOAD_HDR + a;
@@ -203,8 +182,8 @@ static int log_entries(void *ctx, uint64_t lo, uint64_t hi, struct raft_entry *o
                 return -EIO;
             p[0] = 1;
             p[1] = 0;
-            put64(p + 2, (uint64_t)e.ts);
-            put32(p + 10, e.aux_len);
+            le_put64(p + 2, (uint64_t)e.ts);
+            le_put32(p + 10, e.aux_len);
             if ((rc = plog_read_aux(l, off, &e, p + REPLICA_PAYLOAD_HDR)) < 0 ||
                 (rc = sys_pread_all(fd, p + REPLICA_PAYLOAD_HDR + e.aux_len, e.len, (off_t)fdoff)) <
                     0)
@@ -228,7 +207,7 @@ static int log_entries(void *ctx, uint64_t lo, uint64_t hi, struct raft_entry *o
 static int log_snapshot(void *ctx, const void **data, size_t *len)
 {
     struct replica *r = ctx;
-    put64(r->snap, plog_first_pos(r->log));
+    le_put64(r->snap, plog_first_pos(r->log));
     *data = r->snap;
     *len = sizeof(r->snap);
     return 0;
@@ -401,7 +380,7 @@ static void process(struct replica *r)
         bool reset = false, send = true;
         uint64_t reset_index = 0, reset_term = 0;
         if (rd.reset) {
-            uint64_t pos = rd.snap.snap_len == 8 ? get64(rd.snap.snap_data) : 0;
+            uint64_t pos = rd.snap.snap_len == 8 ? le_get64(rd.snap.snap_data) : 0;
             int rc = plog_reset(r->log, rd.snap.index, pos, rd.snap.log_term);
             if (rc < 0) {
                 mk_log(MK_ERROR, "%s: reset to offset %" PRIu64 ": %s", r->log->dir, rd.snap.index,
@@ -559,8 +538,8 @@ int replica_propose(struct replica *r, const struct iovec *iov, int iovcnt, cons
         uint8_t *p = buf + at;
         p[0] = 1;
         p[1] = 0;
-        put64(p + 2, (uint64_t)ts);
-        put32(p + 10, 0);
+        le_put64(p + 2, (uint64_t)ts);
+        le_put32(p + 10, 0);
         size_t got = 0;
         while (got < lens[i]) {
             if (vi >= iovcnt) {

@@ -65,6 +65,7 @@
  *   After kill -9 the page cache holds everything written, so recovery finds
  *   every entry valid and rebuilds nothing but a torn last write.
  */
+#include "broker/le.h"
 #include "broker/segment.h"
 #include "broker/sysio.h"
 
@@ -83,34 +84,6 @@
 static const char seg_magic[7] = {'m', 'k', 'i', 'd', 'x', 0, 0}; /* + version byte */
 
 /* ---------------------------------------------------------------- encoding */
-
-static void put64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint64_t get64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static uint32_t get32(const unsigned char *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
 
 /* The check of an entry (see the format above); `eb` is the encoded entry. */
 static uint64_t entry_check(const struct segment *s, const unsigned char *eb, const void *rec,
@@ -138,25 +111,25 @@ static void entry_encode(const struct segment *s, unsigned char *out, const stru
                          const void *rec, const void *aux)
 {
     memset(out, 0, s->esize);
-    put64(out, e->pos);
-    put64(out + 8, (uint64_t)e->ts);
-    put32(out + 16, e->len);
-    put32(out + 20, e->flags);
+    le_put64(out, e->pos);
+    le_put64(out + 8, (uint64_t)e->ts);
+    le_put32(out + 16, e->len);
+    le_put32(out + 20, e->flags);
     if (s->version >= 2) {
-        put64(out + 24, e->aux_off);
-        put32(out + 32, e->aux_len);
+        le_put64(out + 24, e->aux_off);
+        le_put32(out + 32, e->aux_len);
     }
-    put64(out + check_at(s), entry_check(s, out, rec, e->len, aux, e->aux_len));
+    le_put64(out + check_at(s), entry_check(s, out, rec, e->len, aux, e->aux_len));
 }
 
 static void entry_decode(const struct segment *s, const unsigned char *in, struct seg_entry *e)
 {
-    e->pos = get64(in);
-    e->ts = (int64_t)get64(in + 8);
-    e->len = get32(in + 16);
-    e->flags = get32(in + 20);
-    e->aux_off = s->version >= 2 ? get64(in + 24) : 0;
-    e->aux_len = s->version >= 2 ? get32(in + 32) : 0;
+    e->pos = le_get64(in);
+    e->ts = (int64_t)le_get64(in + 8);
+    e->len = le_get32(in + 16);
+    e->flags = le_get32(in + 20);
+    e->aux_off = s->version >= 2 ? le_get64(in + 24) : 0;
+    e->aux_len = s->version >= 2 ? le_get32(in + 32) : 0;
 }
 
 static int seg_path(char *buf, size_t n, const char *dir, uint64_t base, const char *ext)
@@ -233,9 +206,9 @@ int seg_create(struct segment *s, const char *dir, uint64_t base_off, uint64_t b
     unsigned char hdr[SEG_HDR_SIZE];
     memcpy(hdr, seg_magic, 7);
     hdr[7] = s->version;
-    put64(hdr + 8, base_off);
-    put64(hdr + 16, base_pos);
-    put64(hdr + 24, s->salt);
+    le_put64(hdr + 8, base_off);
+    le_put64(hdr + 16, base_pos);
+    le_put64(hdr + 24, s->salt);
     if ((rc = sys_pwrite_all(s->idx_fd, hdr, sizeof(hdr), 0)) < 0 ||
         (rc = sysio.fdatasync(s->idx_fd)) < 0 || (rc = sysio.fdatasync(s->aux_fd)) < 0 ||
         (rc = sysio.fdatasync(s->log_fd)) < 0 || (rc = sys_fsync_dir(dir)) < 0)
@@ -277,15 +250,15 @@ int seg_open(struct segment *s, const char *dir, uint64_t base_off)
         goto err_close;
     }
     if (memcmp(hdr, seg_magic, 7) != 0 || (hdr[7] != 1 && hdr[7] != 2) ||
-        get64(hdr + 8) != base_off) {
+        le_get64(hdr + 8) != base_off) {
         rc = -EBADMSG;
         goto err_close;
     }
     s->version = hdr[7];
     s->esize = s->version == 1 ? SEG_ENTRY_SIZE_V1 : SEG_ENTRY_SIZE;
     s->base_off = base_off;
-    s->base_pos = get64(hdr + 16);
-    s->salt = get64(hdr + 24);
+    s->base_pos = le_get64(hdr + 16);
+    s->salt = le_get64(hdr + 24);
     if (s->version >= 2) {
         /* Made before the .idx: a format 2 .idx without it is damage. */
         s->aux_fd = sysio.open(ap, O_RDWR, 0);
@@ -387,7 +360,7 @@ static bool entry_valid(const struct segment *s, const unsigned char *p, const s
         return false;
     if (record && (*rec)[e->len - 1] != '\n')
         return false;
-    return entry_check(s, p, *rec, e->len, *side, e->aux_len) == get64(p + check_at(s));
+    return entry_check(s, p, *rec, e->len, *side, e->aux_len) == le_get64(p + check_at(s));
 }
 
 int seg_recover(struct segment *s, uint64_t from, bool rebuild, int64_t rebuild_ts,

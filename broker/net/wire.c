@@ -1,6 +1,7 @@
 /*
  * wire — see wire.h for the frame and body layouts.
  */
+#include "broker/le.h"
 #include "broker/net/wire.h"
 
 #include <errno.h>
@@ -11,41 +12,19 @@
 
 /* ---------------------------------------------------------------- header */
 
-static uint32_t le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t le64(const uint8_t *p)
-{
-    return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    put32(p, (uint32_t)v);
-    put32(p + 4, (uint32_t)(v >> 32));
-}
-
 int wire_hdr_decode(const uint8_t *buf, struct wire_hdr *h)
 {
-    if (le32(buf) != WIRE_MAGIC)
+    if (le_get32(buf) != WIRE_MAGIC)
         return -EBADMSG;
     if (buf[4] != WIRE_VERSION)
         return -EPROTO;
     if (buf[5] == 0 || buf[5] >= WIRE_NTYPES || buf[6] || buf[7])
         return -EBADMSG;
     h->type = buf[5];
-    h->length = le32(buf + 8);
+    h->length = le_get32(buf + 8);
     if (h->length > WIRE_MAX_BODY)
         return -EBADMSG;
-    h->check = le64(buf + 12);
+    h->check = le_get64(buf + 12);
     return 0;
 }
 
@@ -105,7 +84,7 @@ void wire_begin(struct wire_buf *b, enum wire_type t)
     if (!h)
         return;
     memset(h, 0, WIRE_HDR);
-    put32(h, WIRE_MAGIC);
+    le_put32(h, WIRE_MAGIC);
     h[4] = WIRE_VERSION;
     h[5] = (uint8_t)t;
 }
@@ -115,8 +94,8 @@ int wire_end(struct wire_buf *b)
     if (b->failed)
         return b->too_big ? -EMSGSIZE : -ENOMEM;
     size_t body = b->len - WIRE_HDR;
-    put32(b->p + 8, (uint32_t)body);
-    put64(b->p + 12, checksum(b->p, b->p + WIRE_HDR, body));
+    le_put32(b->p + 8, (uint32_t)body);
+    le_put64(b->p + 12, checksum(b->p, b->p + WIRE_HDR, body));
     return 0;
 }
 
@@ -140,14 +119,14 @@ void wire_put_u32(struct wire_buf *b, uint32_t v)
 {
     uint8_t *p = reserve(b, 4);
     if (p)
-        put32(p, v);
+        le_put32(p, v);
 }
 
 void wire_put_u64(struct wire_buf *b, uint64_t v)
 {
     uint8_t *p = reserve(b, 8);
     if (p)
-        put64(p, v);
+        le_put64(p, v);
 }
 
 void wire_put_bytes(struct wire_buf *b, const void *src, size_t n)
@@ -193,13 +172,13 @@ uint16_t wire_get_u16(struct wire_rd *r)
 uint32_t wire_get_u32(struct wire_rd *r)
 {
     const uint8_t *p = wire_get_bytes(r, 4);
-    return p ? le32(p) : 0;
+    return p ? le_get32(p) : 0;
 }
 
 uint64_t wire_get_u64(struct wire_rd *r)
 {
     const uint8_t *p = wire_get_bytes(r, 8);
-    return p ? le64(p) : 0;
+    return p ? le_get64(p) : 0;
 }
 
 bool wire_rd_done(const struct wire_rd *r)

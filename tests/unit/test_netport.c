@@ -161,6 +161,17 @@ static int raw_connect(int i)
     return fd;
 }
 
+/* Connects to node `to` and sends a HELLO from node `from` of cluster `id`
+ * (b is the caller's frame buffer, reused afterwards). */
+static int raw_hello(struct wire_buf *b, int to, uint64_t id, uint32_t from)
+{
+    int fd = raw_connect(to);
+    struct wire_hello h = {.cluster_id = id, .from = from, .to = (uint32_t)to, .max_version = 1};
+    cr_assert_eq(wire_hello_encode(b, WIRE_HELLO, &h), 0);
+    cr_assert_eq(write(fd, b->p, b->len), (ssize_t)b->len);
+    return fd;
+}
+
 /* Whether the other side closed fd (runs the loop meanwhile). */
 static bool closed_by_peer(int fd)
 {
@@ -268,11 +279,8 @@ Test(netport, a_bad_checksum_from_a_peer_closes_that_connection_and_it_reconnect
     config(2, 2);
     start(2, 77);
     /* Play node 1 by hand: handshake, then a frame with one flipped byte. */
-    int fd = raw_connect(2);
     struct wire_buf b = {0};
-    struct wire_hello h = {.cluster_id = 77, .from = 1, .to = 2, .max_version = 1};
-    cr_assert_eq(wire_hello_encode(&b, WIRE_HELLO, &h), 0);
-    cr_assert_eq(write(fd, b.p, b.len), (ssize_t)b.len);
+    int fd = raw_hello(&b, 2, 77, 1);
     RUN_UNTIL(5, nodes[2].ups == 1);
     struct wire_ping p = {1, 2};
     cr_assert_eq(wire_ping_encode(&b, WIRE_PING, &p), 0);
@@ -309,11 +317,8 @@ Test(netport, a_peer_that_stops_reading_gets_a_bounded_queue)
     config(2, 2);
     start(2, 77);
     /* Node 1 played by hand: it handshakes, then never reads. */
-    int fd = raw_connect(2);
     struct wire_buf b = {0};
-    struct wire_hello h = {.cluster_id = 77, .from = 1, .to = 2, .max_version = 1};
-    cr_assert_eq(wire_hello_encode(&b, WIRE_HELLO, &h), 0);
-    cr_assert_eq(write(fd, b.p, b.len), (ssize_t)b.len);
+    int fd = raw_hello(&b, 2, 77, 1);
     RUN_UNTIL(5, nodes[2].ups == 1);
     size_t big = 1u << 20;
     char *payload = malloc(big);
@@ -364,11 +369,8 @@ Test(netport, a_hello_from_another_address_than_the_nodes_is_refused)
     snprintf(v, sizeof(v), "2@127.0.0.1:%u", (unsigned)(base_port + 2));
     cr_assert_eq(cfg_set(c, "peer", v, NULL), 0);
     start(2, 77);
-    int fd = raw_connect(2);
     struct wire_buf b = {0};
-    struct wire_hello h = {.cluster_id = 77, .from = 1, .to = 2, .max_version = 1};
-    cr_assert_eq(wire_hello_encode(&b, WIRE_HELLO, &h), 0);
-    cr_assert_eq(write(fd, b.p, b.len), (ssize_t)b.len);
+    int fd = raw_hello(&b, 2, 77, 1);
     RUN_UNTIL(5, closed_by_peer(fd));
     cr_assert_eq(nodes[2].ups, 0, "an impostor was taken for node 1");
     cr_assert(status_has(2, "refused=1"), "%s", status(2));
@@ -383,11 +385,8 @@ Test(netport, a_raft_message_for_another_node_closes_the_connection)
     config(1, 2);
     config(2, 2);
     start(2, 77);
-    int fd = raw_connect(2);
     struct wire_buf b = {0};
-    struct wire_hello h = {.cluster_id = 77, .from = 1, .to = 2, .max_version = 1};
-    cr_assert_eq(wire_hello_encode(&b, WIRE_HELLO, &h), 0);
-    cr_assert_eq(write(fd, b.p, b.len), (ssize_t)b.len);
+    int fd = raw_hello(&b, 2, 77, 1);
     RUN_UNTIL(5, nodes[2].ups == 1);
     struct raft_entry e = {.term = 1, .index = 1, .buf = "x\n", .len = 2};
     struct raft_msg m = {
