@@ -429,6 +429,7 @@ int main(int argc, char **argv)
 
     raise_nofile();
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGHUP, SIG_IGN); /* until the loop handles it: reopen the log */
     if (!getenv("UV_THREADPOOL_SIZE"))
         setenv("UV_THREADPOOL_SIZE", "16", 1); /* one fdatasync per busy partition */
     snprintf(logpath, sizeof(logpath), "%s/minikafka.log", data);
