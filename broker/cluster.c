@@ -3,6 +3,7 @@
  */
 #include "broker/cluster.h"
 #include "broker/log.h"
+#include "broker/metadata.h"
 #include "broker/net/netport.h"
 #include "broker/plog.h"
 #include "broker/replica.h"
@@ -107,6 +108,7 @@ int cluster_open(struct cluster **out, uv_loop_t *loop, const char *data_dir,
                                  .heartbeat_ticks = 1,
                                  .seed = cluster_id ^ ((uint64_t)cfg->node_id << 32) ^ uv_hrtime(),
                                  .segment_bytes = 64 << 20,
+                                 .max_record = META_LINE_MAX,
                                  .segment_ms = INT64_MAX / 2};
     struct replica_io io = {.ctx = c, .send = meta_send, .committed = meta_committed};
     if ((rc = replica_open(&c->meta, loop, &c->mlog, &ro, &io)) < 0) {

@@ -423,6 +423,16 @@ static void process(struct replica *r)
 
 /* ------------------------------------------------------------ life */
 
+/* Entries per APPEND: as many records of the longest size as fit one frame
+ * of the port (WIRE_MAX_BODY, 65 MiB), at most 32 (with 64 APPENDs in
+ * flight the pipe stays full), at least 1. */
+static unsigned max_entries(uint32_t max_record)
+{
+    uint64_t per = (uint64_t)max_record + 1 + REPLICA_PAYLOAD_HDR + 64; /* + entry framing */
+    uint64_t n = ((64ull << 20) + (1ull << 20) - 1024) / per;
+    return n < 1 ? 1 : n > 32 ? 32 : (unsigned)n;
+}
+
 int replica_open(struct replica **out, uv_loop_t *loop, struct plog *log,
                  const struct replica_options *opt, const struct replica_io *io)
 {
@@ -440,9 +450,7 @@ int replica_open(struct replica **out, uv_loop_t *loop, struct plog *log,
         .id = opt->id,
         .election_ticks = opt->election_ticks,
         .heartbeat_ticks = opt->heartbeat_ticks,
-        /* Entries per APPEND: records may be 1 MiB (64 MiB at most), a
-         * frame at most 65 MiB; with 64 in flight the pipe stays full. */
-        .max_msg_entries = 32,
+        .max_msg_entries = max_entries(opt->max_record),
         .pre_vote = true,
         .check_quorum = true,
         .seed = opt->seed,

@@ -69,6 +69,8 @@ struct replica_options {
     unsigned election_ticks, heartbeat_ticks;
     uint64_t seed;
     int64_t segment_bytes, segment_ms; /* when the log rolls segments */
+    uint32_t max_record;               /* longest record (message.max.bytes): bounds the
+                                          entries per APPEND so that one fits a frame */
 };
 
 /* Starts a replica over log (opened with plog_open_raft; not owned, must

@@ -107,6 +107,7 @@ static void start(int id)
                                 .heartbeat_ticks = 1,
                                 .seed = (uint64_t)id * 7919,
                                 .segment_bytes = SEG_SIZE,
+                                .max_record = 1048588,
                                 .segment_ms = INT64_MAX / 2};
     struct replica_io io = {.ctx = p, .send = on_send, .committed = on_committed};
     cr_assert_eq(replica_open(&p->r, &loop, &p->log, &o, &io), 0);
