@@ -478,7 +478,7 @@ int broker_start(struct broker *b, uv_loop_t *loop)
     if (!b->cfg.npeers)
         return 0;
     /* The port and the metadata group; partition groups come next. */
-    int rc = cluster_open(&b->cluster, loop, b->data_dir, &b->cfg, b->cluster_id);
+    int rc = cluster_open(&b->cluster, loop, b, b->cluster_id);
     if (rc < 0)
         b->cluster = NULL;
     return rc;

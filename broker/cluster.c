@@ -2,21 +2,34 @@
  * cluster — see cluster.h.
  */
 #include "broker/cluster.h"
+#include "broker/internal.h"
+#include "broker/le.h"
 #include "broker/log.h"
 #include "broker/metadata.h"
 #include "broker/net/netport.h"
 #include "broker/plog.h"
 #include "broker/replica.h"
+#include "broker/sysio.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 #define META_GROUP 0
 
+/* A local proposal waiting for its record to be applied here. */
+struct meta_waiter {
+    uint64_t off, term;
+    cluster_done_cb cb;
+    void *arg;
+    struct meta_waiter *next;
+};
+
 struct cluster {
+    struct broker *b;
     uv_loop_t *loop;
     struct mk_config cfg;
     struct netport *net;
@@ -24,7 +37,11 @@ struct cluster {
     bool mlog_open;
     struct replica *meta;
     uint64_t meta_commit_off, meta_commit_pos;
-    uint64_t meta_leader_seen; /* to log leadership changes once */
+    uint64_t meta_leader_seen;   /* to log leadership changes once */
+    uint64_t applied;            /* records below this offset are applied here */
+    struct meta_waiter *waiters; /* ascending offsets */
+    uint32_t nodes[MK_MAX_PEERS];
+    size_t nnodes;
     uv_timer_t tick;
     bool closing;
 };
@@ -50,13 +67,222 @@ static void meta_send(void *ctx, uint64_t to, const struct raft_msg *m)
         netport_send_raft(c->net, (uint32_t)to, META_GROUP, m); /* lost: Raft resends */
 }
 
+/* ------------------------------------------------------------ applying */
+
+static uint64_t view_find(void *ctx, const char *name)
+{
+    struct topic *t = topic_find(ctx, name);
+    return t ? topic_id(t) : 0;
+}
+
+static uint32_t view_partitions(void *ctx, uint64_t id)
+{
+    struct topic *t = topic_by_id(ctx, id);
+    return t ? topic_partitions(t) : 0;
+}
+
+/* Applies record `off` (op) to the registry: the rules first, the same on
+ * every node; then the change. */
+static int apply_op(struct cluster *c, uint64_t off, const struct meta_op *op)
+{
+    struct broker *b = c->b;
+    struct topic *t = op->kind == META_ROOT ? NULL : topic_find(b, op->topic);
+    uint64_t id = op->kind == META_CREATE ? off + 1 : op->id;
+    /* No special case for records applied before a crash: replaying the
+     * suffix since the saved applied offset, in order, under the same rules,
+     * ends in the same registry (a create finds its topic and is EEXIST, a
+     * delete finds none and is ENOENT, a setting is set again); only the
+     * answers differ, and nobody waits for a replayed record. */
+    struct meta_view v = {.ctx = b, .find = view_find, .partitions = view_partitions};
+    int rc = meta_check(&v, op, c->nodes, c->nnodes);
+    if (rc < 0)
+        return rc;
+    struct mk_owner own = {.uid = op->uid, .gid = op->gid, .mode = op->mode};
+    char num[16];
+    switch (op->kind) {
+    case META_CREATE:
+        return topic_create_as(b, op->topic, id, &own, op->partitions, NULL);
+    case META_DELETE:
+        return topic_delete(b, op->topic);
+    case META_GROW:
+        snprintf(num, sizeof(num), "%" PRIu32, op->partitions);
+        return topic_set(b, t, "partitions", num);
+    case META_SET:
+        return topic_set(b, t, op->key, op->value);
+    case META_UNSET:
+        return topic_unset(b, t, op->key);
+    case META_OWNER:
+        return topic_set_owner(b, t, &own);
+    case META_ROOT:
+        return broker_set_root_owner(b, &own);
+    }
+    return -EINVAL;
+}
+
+/* The record at offset off: its bytes (a line) into *buf (malloc'ed), or
+ * *len = 0 for an entry that is not a record (a NOOP). */
+static int read_record(struct cluster *c, uint64_t off, char **buf, size_t *len)
+{
+    struct seg_entry e;
+    int rc = plog_entry(&c->mlog, off, &e);
+    if (rc < 0)
+        return rc;
+    *len = 0;
+    if (seg_kind_of(&e) != SEG_RECORD)
+        return 0;
+    int fd;
+    uint64_t fdoff;
+    size_t n;
+    if ((rc = plog_locate(&c->mlog, e.pos, e.len, &fd, &fdoff, &n)) < 0 || n != e.len)
+        return rc < 0 ? rc : -EIO;
+    if (!(*buf = malloc(e.len)))
+        return -ENOMEM;
+    if ((rc = sys_pread_all(fd, *buf, e.len, (off_t)fdoff)) < 0) {
+        free(*buf);
+        return rc;
+    }
+    *len = e.len;
+    return 0;
+}
+
+static void answer_waiters(struct cluster *c, uint64_t off, int status)
+{
+    while (c->waiters && c->waiters->off <= off) {
+        struct meta_waiter *w = c->waiters;
+        c->waiters = w->next;
+        int st = w->off == off && plog_term_at(&c->mlog, off) == w->term ? status : -EAGAIN;
+        if (w->off < off) /* jumped over (a reset): not known */
+            st = -EAGAIN;
+        w->cb(w->arg, st);
+        free(w);
+    }
+}
+
+static void save_applied(struct cluster *c)
+{
+    char buf[32];
+    int n = snprintf(buf, sizeof(buf), "%" PRIu64 "\n", c->applied);
+    int rc = sys_write_atomic(c->mlog.dir, "applied", buf, (size_t)n);
+    if (rc < 0)
+        mk_log(MK_WARN, "metadata group: saving the applied offset: %s", strerror(-rc));
+}
+
 static void meta_committed(void *ctx, uint64_t off, uint64_t pos)
 {
     struct cluster *c = ctx;
-    /* Applying the records to the topic registry comes with the topic
-     * operations through the group; until then they are only counted. */
     c->meta_commit_off = off;
     c->meta_commit_pos = pos;
+    if (c->applied < plog_first_off(&c->mlog))
+        c->applied = plog_first_off(&c->mlog); /* a reset: applied elsewhere */
+    bool any = false;
+    for (; c->applied < off; c->applied++) {
+        char *line = NULL;
+        size_t len = 0;
+        int rc = read_record(c, c->applied, &line, &len);
+        if (rc < 0) {
+            mk_log(MK_ERROR, "metadata group: reading record %" PRIu64 ": %s", c->applied,
+                   strerror(-rc));
+            break; /* tried again at the next commit */
+        }
+        if (len) {
+            struct meta_op op;
+            rc = meta_op_decode(line, len, &op);
+            if (rc == 0) {
+                rc = apply_op(c, c->applied, &op);
+                meta_op_free(&op);
+            }
+            if (rc < 0 && rc != -EEXIST && rc != -ENOENT && rc != -EINVAL)
+                mk_log(MK_ERROR, "metadata group: applying record %" PRIu64 " (%.*s): %s",
+                       c->applied, (int)(len - 1), line, strerror(-rc));
+            any = true;
+            answer_waiters(c, c->applied, rc);
+        } else {
+            answer_waiters(c, c->applied, -EAGAIN);
+        }
+        free(line);
+    }
+    if (any)
+        save_applied(c);
+}
+
+static uint64_t read_applied(const char *dir)
+{
+    char path[PATH_MAX + 16], *buf;
+    size_t len;
+    int64_t v = 0;
+    snprintf(path, sizeof(path), "%s/applied", dir);
+    if (sys_read_small(path, 64, &buf, &len) < 0)
+        return 0;
+    if (len > 1 && buf[len - 1] == '\n')
+        buf[len - 1] = '\0';
+    if (cfg_parse_i64(buf, 0, INT64_MAX, &v) < 0)
+        v = 0; /* unreadable: apply again from the start, idempotently */
+    free(buf);
+    return (uint64_t)v;
+}
+
+/* ------------------------------------------------------------ proposing */
+
+int cluster_meta_propose(struct cluster *c, const struct meta_op *op_in, cluster_done_cb cb,
+                         void *arg)
+{
+    struct raft *r = replica_raft(c->meta);
+    if (raft_role(r) != RAFT_LEADER)
+        return RAFT_ENOTLEADER;
+    struct meta_op op = *op_in;
+    uint32_t *place = NULL;
+    if (op.kind == META_CREATE) {
+        /* rf = default.replication.factor, capped at the node count. */
+        uint32_t rf = c->nnodes < 3 ? (uint32_t)c->nnodes : 3;
+        place = malloc((size_t)op.partitions * rf * sizeof(*place));
+        if (!place)
+            return -ENOMEM;
+        uint64_t rot = XXH3_64bits(op.topic, strlen(op.topic));
+        meta_place(c->nodes, c->nnodes, rf, rot, 0, op.partitions, place);
+        op.rf = rf;
+        op.replicas = place;
+        op.nreplicas = (size_t)op.partitions * rf;
+    }
+    char *line;
+    size_t len;
+    int rc = meta_op_encode(&op, &line, &len);
+    free(place);
+    if (rc < 0)
+        return rc;
+    struct meta_waiter *w = calloc(1, sizeof(*w));
+    if (!w) {
+        free(line);
+        return -ENOMEM;
+    }
+    struct iovec iov = {line, len};
+    uint32_t l32 = (uint32_t)len;
+    uint64_t first, term;
+    rc = replica_propose(c->meta, &iov, 1, &l32, 1, sys_now_ms(), &first, &term);
+    free(line);
+    if (rc < 0) {
+        free(w);
+        return rc;
+    }
+    w->off = first;
+    w->term = term;
+    w->cb = cb;
+    w->arg = arg;
+    struct meta_waiter **at = &c->waiters;
+    while (*at && (*at)->off < first)
+        at = &(*at)->next;
+    w->next = *at;
+    *at = w;
+    return 0;
+}
+
+uint64_t cluster_meta_leader(const struct cluster *c)
+{
+    return c->meta ? raft_leader(replica_raft(c->meta)) : 0;
+}
+
+uint64_t cluster_meta_applied(const struct cluster *c)
+{
+    return c->applied;
 }
 
 static void on_tick(uv_timer_t *t)
@@ -79,14 +305,24 @@ static void on_tick(uv_timer_t *t)
 
 /* ------------------------------------------------------------ life */
 
-int cluster_open(struct cluster **out, uv_loop_t *loop, const char *data_dir,
-                 const struct mk_config *cfg, uint64_t cluster_id)
+int cluster_open(struct cluster **out, uv_loop_t *loop, struct broker *b, uint64_t cluster_id)
 {
+    const struct mk_config *cfg = broker_config(b);
+    const char *data_dir = broker_data_dir(b);
     struct cluster *c = calloc(1, sizeof(*c));
     if (!c)
         return -ENOMEM;
+    c->b = b;
     c->loop = loop;
     c->cfg = *cfg;
+    for (size_t i = 0; i < cfg->npeers; i++) {
+        size_t j = c->nnodes++; /* sorted ids: placement is the same everywhere */
+        while (j > 0 && c->nodes[j - 1] > cfg->peers[i].id) {
+            c->nodes[j] = c->nodes[j - 1];
+            j--;
+        }
+        c->nodes[j] = cfg->peers[i].id;
+    }
     char dir[PATH_MAX];
     int rc;
     if (snprintf(dir, sizeof(dir), "%s/metadata", data_dir) >= (int)sizeof(dir)) {
@@ -99,6 +335,7 @@ int cluster_open(struct cluster **out, uv_loop_t *loop, const char *data_dir,
         return rc;
     }
     c->mlog_open = true;
+    c->applied = read_applied(dir);
     struct raft_conf conf = {.n = 0};
     for (size_t i = 0; i < cfg->npeers && conf.n < RAFT_MAX_SERVERS; i++)
         conf.servers[conf.n++] = (struct raft_server){.id = cfg->peers[i].id, .voter = true};
@@ -141,6 +378,12 @@ static void on_tick_closed(uv_handle_t *h)
 void cluster_close(struct cluster *c)
 {
     c->closing = true;
+    while (c->waiters) { /* shutting down: nobody will apply them here */
+        struct meta_waiter *w = c->waiters;
+        c->waiters = w->next;
+        w->cb(w->arg, -ESHUTDOWN);
+        free(w);
+    }
     netport_close(c->net); /* frees itself */
     c->net = NULL;
     replica_close(c->meta); /* freed once its sync job is back */
@@ -156,9 +399,9 @@ void cluster_status(const struct cluster *c, FILE *f)
         struct raft *r = replica_raft(c->meta);
         fprintf(f,
                 "metadata leader=%" PRIu64 " role=%s term=%" PRIu64 " commit=%" PRIu64
-                " offset.next=%" PRIu64 "\n",
+                " applied=%" PRIu64 " offset.next=%" PRIu64 "\n",
                 raft_leader(r), raft_role_name(raft_role(r)), raft_term(r), c->meta_commit_off,
-                plog_next_off(&c->mlog));
+                c->applied, plog_next_off(&c->mlog));
     }
     if (c->net)
         netport_status(c->net, f);

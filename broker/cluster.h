@@ -24,11 +24,32 @@
 #define CLUSTER_ELECTION_TICK 10 /* an election timeout of 0.5 to 1 s */
 
 struct cluster;
+struct broker;
+struct meta_op;
 
-/* Opens the metadata log in data_dir/metadata (created at first) and listens
- * on the port; starts electing.  cfg must have peers. */
-int cluster_open(struct cluster **out, uv_loop_t *loop, const char *data_dir,
-                 const struct mk_config *cfg, uint64_t cluster_id);
+/* Opens the metadata log in DATA_DIR/metadata (created at first) and listens
+ * on the port; starts electing.  Committed metadata records are applied to
+ * b's topic registry, in log order, exactly once (the applied offset is kept
+ * in DATA_DIR/metadata/applied; applying again after a crash changes
+ * nothing).  b's config must have peers. */
+int cluster_open(struct cluster **out, uv_loop_t *loop, struct broker *b, uint64_t cluster_id);
+
+/* Status of a proposal, once applied here: 0 or the rules' errno (metadata.h),
+ * -EAGAIN if leadership changed and another record took its place. */
+typedef void (*cluster_done_cb)(void *arg, int status);
+
+/* Proposes op (copied) to the metadata group; cb runs once it is applied on
+ * this node.  For a create, the replica placement is made here.  Returns
+ * RAFT_ENOTLEADER on a node that does not lead the group (forwarding to
+ * the leader is the next step), -ENOMEM ... */
+int cluster_meta_propose(struct cluster *c, const struct meta_op *op, cluster_done_cb cb,
+                         void *arg);
+
+/* The metadata group's leader (0: none known) and whether it is this node. */
+uint64_t cluster_meta_leader(const struct cluster *c);
+
+/* Offset below which every committed metadata record is applied here. */
+uint64_t cluster_meta_applied(const struct cluster *c);
 
 /* Closes everything; memory goes once libuv has closed the handles and a
  * running fdatasync is back. */

@@ -82,6 +82,10 @@ void part_housekeep(struct part *p, int64_t now_ms);
 void part_final_flush(struct part *p);
 
 /* topic.c */
+/* topic_create with a given id (the metadata group's: its record's offset
+ * + 1) and partition count.  -EEXIST when the name or the id is taken. */
+int topic_create_as(struct broker *b, const char *name, uint64_t id, const struct mk_owner *own,
+                    uint32_t nparts, struct topic **out);
 int topic_load(struct broker *b, const char *name, struct topic **out);
 void topic_free(struct topic *t);
 

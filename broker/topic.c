@@ -247,21 +247,32 @@ err:
 
 int topic_create(struct broker *b, const char *name, const struct mk_owner *own, struct topic **out)
 {
+    return topic_create_as(b, name, b->next_topic_id, own, b->cfg.num_partitions, out);
+}
+
+int topic_create_as(struct broker *b, const char *name, uint64_t id, const struct mk_owner *own,
+                    uint32_t nparts, struct topic **out)
+{
     int rc = topic_name_check(name);
     if (rc < 0)
         return rc;
-    if (topic_find(b, name))
+    if (topic_find(b, name) || topic_by_id(b, id))
         return -EEXIST;
-    uint64_t id = b->next_topic_id++;
-    if ((rc = broker_write_meta(b)) < 0)
-        return rc;
+    if (nparts < 1 || nparts > MAX_PARTITIONS)
+        return -EINVAL;
+    if (id >= b->next_topic_id) {
+        /* Ids are never reused: the next one is past every id seen. */
+        b->next_topic_id = id + 1;
+        if ((rc = broker_write_meta(b)) < 0)
+            return rc;
+    }
 
     char stage[PATH_MAX], dst[PATH_MAX];
     snprintf(stage, sizeof(stage), "%s/new-%" PRIu64, b->trash_dir, id);
     snprintf(dst, sizeof(dst), "%s/%s", b->topics_dir, name);
     if ((rc = sysio.mkdir(stage, 0755)) < 0)
         return rc;
-    for (uint32_t i = 0; i < b->cfg.num_partitions; i++) {
+    for (uint32_t i = 0; i < nparts; i++) {
         char pdir[PATH_MAX];
         struct plog l;
         if (snprintf(pdir, sizeof(pdir), "%s/%" PRIu32, stage, i) >= (int)sizeof(pdir)) {
@@ -277,8 +288,7 @@ int topic_create(struct broker *b, const char *name, const struct mk_owner *own,
     struct mk_owner o = {.uid = b->root.uid, .gid = b->root.gid, .mode = 0755};
     if (own)
         o = *own;
-    if ((rc = meta_write(stage, &proto, b->cfg.num_partitions, &none, &o)) < 0 ||
-        (rc = sys_fsync_dir(stage)) < 0)
+    if ((rc = meta_write(stage, &proto, nparts, &none, &o)) < 0 || (rc = sys_fsync_dir(stage)) < 0)
         goto err_stage;
     if ((rc = sysio.rename(stage, dst)) < 0)
         goto err_stage;
