@@ -30,13 +30,10 @@ struct meta_waiter {
 
 struct cluster {
     struct broker *b;
-    uv_loop_t *loop;
-    struct mk_config cfg;
     struct netport *net;
     struct plog mlog;
-    bool mlog_open;
     struct replica *meta;
-    uint64_t meta_commit_off, meta_commit_pos;
+    uint64_t meta_commit_off;
     uint64_t meta_leader_seen;   /* to log leadership changes once */
     uint64_t applied;            /* records below this offset are applied here */
     struct meta_waiter *waiters; /* ascending offsets */
@@ -171,7 +168,7 @@ static void meta_committed(void *ctx, uint64_t off, uint64_t pos)
 {
     struct cluster *c = ctx;
     c->meta_commit_off = off;
-    c->meta_commit_pos = pos;
+    (void)pos; /* the metadata log's bytes are records, not a partition */
     if (c->applied < plog_first_off(&c->mlog))
         c->applied = plog_first_off(&c->mlog); /* a reset: applied elsewhere */
     bool any = false;
@@ -296,7 +293,8 @@ static void on_tick(uv_timer_t *t)
         c->meta_leader_seen = leader;
         if (leader)
             mk_log(MK_INFO, "metadata group: node %" PRIu64 " leads (term %" PRIu64 ")%s", leader,
-                   raft_term(replica_raft(c->meta)), leader == c->cfg.node_id ? ": this node" : "");
+                   raft_term(replica_raft(c->meta)),
+                   leader == broker_config(c->b)->node_id ? ": this node" : "");
         else
             mk_log(MK_INFO, "metadata group: no leader (term %" PRIu64 ")",
                    raft_term(replica_raft(c->meta)));
@@ -313,8 +311,6 @@ int cluster_open(struct cluster **out, uv_loop_t *loop, struct broker *b, uint64
     if (!c)
         return -ENOMEM;
     c->b = b;
-    c->loop = loop;
-    c->cfg = *cfg;
     for (size_t i = 0; i < cfg->npeers; i++) {
         size_t j = c->nnodes++; /* sorted ids: placement is the same everywhere */
         while (j > 0 && c->nodes[j - 1] > cfg->peers[i].id) {
@@ -334,7 +330,6 @@ int cluster_open(struct cluster **out, uv_loop_t *loop, struct broker *b, uint64
         free(c);
         return rc;
     }
-    c->mlog_open = true;
     c->applied = read_applied(dir);
     struct raft_conf conf = {.n = 0};
     for (size_t i = 0; i < cfg->npeers && conf.n < RAFT_MAX_SERVERS; i++)

@@ -190,11 +190,15 @@ void handle_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct 
     /* A read is filled across segment ends (a short read would make tools
      * such as tail, which trust a full read of a regular file, misjudge
      * the file): one piece per segment, spliced from the segment files. */
-    struct fuse_bufvec *bv = calloc(1, sizeof(*bv) + (READ_PIECES - 1) * sizeof(struct fuse_buf));
-    if (!bv) {
+    struct fs *f = h->fs;
+    if (!f->read_bv &&
+        !(f->read_bv = malloc(sizeof(*f->read_bv) + (READ_PIECES - 1) * sizeof(struct fuse_buf)))) {
         fuse_reply_err(req, ENOMEM);
         return;
     }
+    /* One vector for every read: each is answered before the next. */
+    struct fuse_bufvec *bv = f->read_bv;
+    memset(bv, 0, sizeof(*bv));
     size_t total = 0;
     int k = 0;
     while (total < size && k < READ_PIECES) {
@@ -203,13 +207,13 @@ void handle_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct 
         size_t n;
         int rc = part_read(h->p, pos + total, size - total, &fd, &fdoff, &n);
         if (rc < 0 && k == 0) {
-            free(bv);
             fuse_reply_err(req, -rc);
             return;
         }
         if (rc < 0 || n == 0)
             break;
         struct fuse_buf *b = &bv->buf[k++];
+        memset(b, 0, sizeof(*b));
         b->size = n;
         b->flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
         b->fd = fd;
@@ -225,7 +229,6 @@ void handle_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct 
         bv->count = (size_t)k;
         fuse_reply_data(req, bv, FUSE_BUF_SPLICE_MOVE);
     }
-    free(bv);
 }
 
 /* ------------------------------------------------------------ writes */

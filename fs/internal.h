@@ -48,6 +48,7 @@ struct fs {
     bool serving; /* inside serve(): no re-entry */
     int inflight; /* write/flush/fsync requests started, not yet answered */
     struct fh *handles;
+    struct fuse_bufvec *read_bv; /* reused by every read (handle.c) */
 };
 
 static inline struct fs *req_fs(fuse_req_t req)

@@ -135,5 +135,6 @@ void fs_free(struct fs *f)
 {
     handle_free_all(f);
     free(f->buf.mem);
+    free(f->read_bv);
     free(f);
 }

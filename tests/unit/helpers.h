@@ -8,6 +8,7 @@
 #ifndef MK_TEST_HELPERS_H
 #define MK_TEST_HELPERS_H
 
+#include "broker/segment.h"
 #include "broker/sysio.h"
 
 #include <criterion/criterion.h>
@@ -22,6 +23,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <uv.h>
 #include <xxhash.h>
 
 /* A fresh directory under /tmp; the caller frees it (th_rmdir does). */
@@ -168,5 +170,17 @@ static inline void th_write_v1_segment(const char *dir, uint64_t base, uint64_t 
         p = nl + 1;
     }
 }
+
+/* Runs `loop` (without blocking, a millisecond between turns) until cond
+ * holds; fails the test after secs seconds, naming the condition. */
+#define TH_RUN_UNTIL(loop, secs, cond)                                                             \
+    do {                                                                                           \
+        uint64_t deadline_ = uv_hrtime() + (uint64_t)(secs)*1000000000ull;                         \
+        while (!(cond)) {                                                                          \
+            cr_assert(uv_hrtime() < deadline_, "timed out waiting for: %s", #cond);                \
+            uv_run((loop), UV_RUN_NOWAIT);                                                         \
+            usleep(1000);                                                                          \
+        }                                                                                          \
+    } while (0)
 
 #endif

@@ -77,15 +77,7 @@ static void teardown(void)
 
 TestSuite(cluster, .init = setup, .fini = teardown, .timeout = 60);
 
-#define RUN_UNTIL(secs, cond)                                                                      \
-    do {                                                                                           \
-        uint64_t deadline_ = uv_hrtime() + (uint64_t)(secs)*1000000000ull;                         \
-        while (!(cond)) {                                                                          \
-            cr_assert(uv_hrtime() < deadline_, "timed out waiting for: %s", #cond);                \
-            uv_run(&loop, UV_RUN_NOWAIT);                                                          \
-            usleep(1000);                                                                          \
-        }                                                                                          \
-    } while (0)
+#define RUN_UNTIL(secs, cond) TH_RUN_UNTIL(&loop, secs, cond)
 
 /* The node all live brokers agree leads the metadata group, or 0. */
 static int leader(void)

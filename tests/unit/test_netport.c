@@ -9,6 +9,8 @@
 #include "broker/net/wire.h"
 
 #include <arpa/inet.h>
+#include "tests/unit/helpers.h"
+
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -100,16 +102,7 @@ static void teardown(void)
 
 TestSuite(netport, .init = setup, .fini = teardown, .timeout = 30);
 
-/* Runs the loop until cond() holds; fails after `secs`. */
-#define RUN_UNTIL(secs, cond)                                                                      \
-    do {                                                                                           \
-        uint64_t deadline_ = uv_hrtime() + (uint64_t)(secs)*1000000000ull;                         \
-        while (!(cond)) {                                                                          \
-            cr_assert(uv_hrtime() < deadline_, "timed out waiting for: %s", #cond);                \
-            uv_run(&loop, UV_RUN_NOWAIT);                                                          \
-            usleep(1000);                                                                          \
-        }                                                                                          \
-    } while (0)
+#define RUN_UNTIL(secs, cond) TH_RUN_UNTIL(&loop, secs, cond)
 
 static void run_for_ms(int ms)
 {
