@@ -25,6 +25,7 @@
  * retention, and an index checkpoint when the commit point moved.
  */
 #include "broker/cluster.h"
+#include "broker/pgroup.h"
 #include "broker/internal.h"
 #include "broker/net/netport.h"
 #include "broker/sysio.h"
@@ -536,11 +537,16 @@ int broker_status(const struct broker *b, char **text, size_t *len)
             struct part_info pi;
             part_info(t->parts[k], &pi);
             fprintf(f,
-                    "partition=%s/%" PRIu32 " leader=%" PRIu32 " replicas=%" PRIu32 " term=%" PRIu64
+                    "partition=%s/%" PRIu32 " leader=%" PRIu32 " term=%" PRIu64
                     " offset.first=%" PRIu64 " offset.next=%" PRIu64 " position.first=%" PRIu64
-                    " position.end=%" PRIu64 " bytes=%" PRIu64 " segments=%zu lag=0\n",
-                    t->name, k, pi.leader, pi.leader, pi.term, pi.first_off, pi.next_off,
-                    pi.first_pos, pi.end_pos, pi.end_pos - pi.first_pos, pi.segments);
+                    " position.end=%" PRIu64 " bytes=%" PRIu64 " segments=%zu",
+                    t->name, k, pi.leader, pi.term, pi.first_off, pi.next_off, pi.first_pos,
+                    pi.end_pos, pi.end_pos - pi.first_pos, pi.segments);
+            if (t->parts[k]->g)
+                pgroup_status(t->parts[k]->g, f);
+            else
+                fprintf(f, " replicas=%" PRIu32 " isr=%" PRIu32 " lag=-\n", pi.leader,
+                        pi.leader);
         }
     }
     if (fclose(f) != 0) {

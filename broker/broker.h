@@ -93,6 +93,42 @@ void broker_recovery(const struct broker *b, struct broker_recovery *r);
 /* The text of the .cluster file: malloc'ed, NUL-terminated, caller frees. */
 int broker_status(const struct broker *b, char **text, size_t *len);
 
+/* ------------------------------------------------------- changes of the tree */
+
+/* A change of the tree: on a single node made at once; in a cluster a record
+ * of the metadata group, proposed at its leader (forwarded from any node)
+ * and answered once applied on this node. */
+enum broker_change {
+    BC_CREATE, /* topic (owned by own) */
+    BC_DELETE, /* topic */
+    BC_SET,    /* topic key=value (key "partitions": growth) */
+    BC_UNSET,  /* topic key */
+    BC_OWNER,  /* topic's owner and mode := own */
+    BC_ROOT,   /* the mount root's owner and mode := own */
+};
+struct broker_change_req {
+    enum broker_change kind;
+    const char *topic, *key, *value;
+    struct mk_owner own;
+};
+typedef void (*broker_done_cb)(void *arg, int status);
+
+/* Makes the change; cb gets its status (0, or the errno of topic_create,
+ * topic_set ...; -ETIMEDOUT when no metadata leader answered within
+ * request.timeout.ms).  Returns 0 when cb will be called (on a single node
+ * before this returns), or an error found at once (a bad name or value, an
+ * unknown topic) and then cb is not called. */
+int broker_change(struct broker *b, const struct broker_change_req *r, broker_done_cb cb,
+                  void *arg);
+
+/* Read-your-cluster's-writes: cb runs once this node knows everything the
+ * leader of the metadata group (p NULL) or of p's partition had committed
+ * when asked (in a cluster a round trip to that leader, at most 1 s; at
+ * once on a single node or on the leader).  Status 0, or why this node's
+ * own view is all there is (-EAGAIN no leader, -ETIMEDOUT).  May run cb
+ * before returning. */
+void broker_sync(struct broker *b, const struct part *p, broker_done_cb cb, void *arg);
+
 /* ------------------------------------------------------------------ topics */
 
 /* Creates a topic with num.partitions partitions, durably (all files fsynced
@@ -142,6 +178,10 @@ struct part_info {
 };
 void part_info(const struct part *p, struct part_info *out);
 struct topic *part_topic(const struct part *p); /* NULL once deleted */
+/* The node ids, comma-separated, of the partition's replicas (which 'r',
+ * preferred leader first) or of its in-sync replicas (which 'i', as the
+ * leader knows them). */
+void part_list(const struct part *p, char which, char *buf, size_t n);
 
 void part_ref(struct part *p);
 void part_unref(struct part *p);

@@ -7,6 +7,7 @@
 #include "broker/log.h"
 #include "broker/metadata.h"
 #include "broker/net/netport.h"
+#include "broker/pgroup.h"
 #include "broker/plog.h"
 #include "broker/replica.h"
 #include "broker/sysio.h"
@@ -28,6 +29,48 @@ struct meta_waiter {
     struct meta_waiter *next;
 };
 
+/* A metadata operation of this node, until it is applied here. */
+enum msub_state { MS_WAIT, MS_SENT, MS_LOCAL, MS_APPLY };
+struct msub {
+    struct cluster *c;
+    uint64_t req;
+    char *line;
+    size_t len;
+    enum msub_state state;
+    int64_t sent_ms, deadline_ms;
+    uint64_t wait_off; /* MS_APPLY: answered once applied passes it */
+    int status;
+    cluster_done_cb cb;
+    void *arg;
+    struct msub *next;
+};
+
+/* At the leader: the last requests forwarded by other nodes, so that one
+ * sent again (its answer was lost) is answered, not applied twice. */
+#define RECENT_MAX 64
+struct recent {
+    uint32_t from;
+    uint64_t req, off;
+    int status;
+    bool done;
+};
+
+struct gent {
+    uint64_t id;
+    struct pgroup *g;
+};
+
+/* A ReadIndex of this node: answered once the local commit (or applied)
+ * point reaches the leader's. */
+struct csync {
+    uint64_t req, group, wait_off;
+    bool answered;
+    int64_t deadline_ms;
+    cluster_done_cb cb;
+    void *arg;
+    struct csync *next;
+};
+
 struct cluster {
     struct broker *b;
     struct netport *net;
@@ -41,20 +84,121 @@ struct cluster {
     size_t nnodes;
     uv_timer_t tick;
     bool closing;
+    uint64_t producer; /* this daemon's producer id: random at each start */
+    uint64_t next_req;
+    struct gent *groups; /* sorted by id */
+    size_t ngroups, gcap;
+    struct msub *subs;
+    struct recent recent[RECENT_MAX];
+    unsigned recent_at;
+    uint64_t unroutable;
+    bool subs_dirty;
+    struct csync *syncs;
 };
+
+static void msubs_check(struct cluster *c);
+static void syncs_check(struct cluster *c, int64_t now);
 
 /* ------------------------------------------------------------ plumbing */
 
+static struct gent *group_find(const struct cluster *c, uint64_t id)
+{
+    size_t lo = 0, hi = c->ngroups;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (c->groups[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < c->ngroups && c->groups[lo].id == id ? &c->groups[lo] : NULL;
+}
+
+int cluster_group_add(struct cluster *c, uint64_t id, struct pgroup *g)
+{
+    if (group_find(c, id))
+        return -EEXIST;
+    if (c->ngroups == c->gcap) {
+        size_t nc = c->gcap ? 2 * c->gcap : 64;
+        struct gent *ng = realloc(c->groups, nc * sizeof(*ng));
+        if (!ng)
+            return -ENOMEM;
+        c->groups = ng;
+        c->gcap = nc;
+    }
+    size_t i = c->ngroups;
+    while (i > 0 && c->groups[i - 1].id > id) {
+        c->groups[i] = c->groups[i - 1];
+        i--;
+    }
+    c->groups[i] = (struct gent){.id = id, .g = g};
+    c->ngroups++;
+    return 0;
+}
+
+void cluster_group_del(struct cluster *c, uint64_t id)
+{
+    struct gent *e = group_find(c, id);
+    if (!e)
+        return;
+    size_t i = (size_t)(e - c->groups);
+    memmove(e, e + 1, (c->ngroups - i - 1) * sizeof(*e));
+    c->ngroups--;
+}
+
+int cluster_send_raft(struct cluster *c, uint32_t to, uint64_t group, const struct raft_msg *m)
+{
+    return c->net ? netport_send_raft(c->net, to, group, m) : -ENOTCONN;
+}
+
+int cluster_send_call(struct cluster *c, uint32_t to, const struct wire_call *w)
+{
+    return c->net ? netport_send_call(c->net, to, w) : -ENOTCONN;
+}
+
+bool cluster_connected(const struct cluster *c, uint32_t id)
+{
+    return c->net && netport_connected(c->net, id);
+}
+
+uint64_t cluster_producer(const struct cluster *c)
+{
+    return c->producer;
+}
+
+uint64_t cluster_next_req(struct cluster *c)
+{
+    return ++c->next_req;
+}
+
+uv_loop_t *cluster_loop(const struct cluster *c)
+{
+    return c->b->loop;
+}
+
 static void on_port_raft(void *ctx, uint32_t from, uint64_t group, const struct raft_msg *m)
 {
-    (void)from;
     struct cluster *c = ctx;
-    if (c->closing || group != META_GROUP || !c->meta)
-        return; /* partition groups come next */
+    if (c->closing || !c->meta)
+        return;
+    if (group != META_GROUP) {
+        struct gent *e = group_find(c, group);
+        if (e)
+            pgroup_step(e->g, from, m);
+        else
+            c->unroutable++; /* a topic not applied here yet: Raft resends */
+        if (c->syncs)
+            syncs_check(c, sys_now_ms());
+        return;
+    }
     int rc = replica_step(c->meta, m);
     if (rc < 0 && rc != RAFT_ENOTLEADER)
         mk_log(MK_WARN, "metadata group: message from node %" PRIu32 " refused: %s", from,
                strerror(-rc));
+    if (c->subs_dirty)
+        msubs_check(c);
+    if (c->syncs)
+        syncs_check(c, sys_now_ms());
 }
 
 static void meta_send(void *ctx, uint64_t to, const struct raft_msg *m)
@@ -95,15 +239,16 @@ static int apply_op(struct cluster *c, uint64_t off, const struct meta_op *op)
     if (rc < 0)
         return rc;
     struct mk_owner own = {.uid = op->uid, .gid = op->gid, .mode = op->mode};
-    char num[16];
     switch (op->kind) {
     case META_CREATE:
-        return topic_create_as(b, op->topic, id, &own, op->partitions, NULL);
+        return topic_create_as(b, op->topic, id, &own, op->partitions, op->rf, op->replicas,
+                               NULL);
     case META_DELETE:
         return topic_delete(b, op->topic);
     case META_GROW:
-        snprintf(num, sizeof(num), "%" PRIu32, op->partitions);
-        return topic_set(b, t, "partitions", num);
+        if (op->rf != t->rf)
+            return -EINVAL;
+        return topic_grow_as(b, t, op->partitions, op->replicas);
     case META_SET:
         return topic_set(b, t, op->key, op->value);
     case META_UNSET:
@@ -200,6 +345,7 @@ static void meta_committed(void *ctx, uint64_t off, uint64_t pos)
     }
     if (any)
         save_applied(c);
+    c->subs_dirty = true; /* checked once the replica call returned */
 }
 
 static uint64_t read_applied(const char *dir)
@@ -220,42 +366,51 @@ static uint64_t read_applied(const char *dir)
 
 /* ------------------------------------------------------------ proposing */
 
-int cluster_meta_propose(struct cluster *c, const struct meta_op *op_in, cluster_done_cb cb,
-                         void *arg)
+/* The placement of a create or a grow, made by whichever node submits it:
+ * a function of the sorted node ids, the topic's name and the partitions,
+ * so every node computes the same one. */
+static int fill_placement(struct cluster *c, struct meta_op *op, uint32_t **place)
+{
+    *place = NULL;
+    if (op->kind != META_CREATE && op->kind != META_GROW)
+        return 0;
+    uint32_t first = 0, rf = broker_config(c->b)->replication_factor;
+    if (rf == 0 || rf > c->nnodes)
+        rf = c->nnodes < 3 ? (uint32_t)c->nnodes : 3;
+    if (op->kind == META_GROW) {
+        struct topic *t = topic_by_id(c->b, op->id);
+        if (!t || op->partitions <= topic_partitions(t))
+            return -EINVAL;
+        first = topic_partitions(t);
+        rf = t->rf;
+    }
+    uint32_t n = op->partitions - first;
+    *place = malloc((size_t)n * rf * sizeof(**place));
+    if (!*place)
+        return -ENOMEM;
+    uint64_t rot = XXH3_64bits(op->topic, strlen(op->topic));
+    meta_place(c->nodes, c->nnodes, rf, rot, first, n, *place);
+    op->rf = rf;
+    op->replicas = *place;
+    op->nreplicas = (size_t)n * rf;
+    return 0;
+}
+
+/* Proposes a record line (a valid one) at the leader; cb once applied
+ * here, with the record's offset in *off. */
+static int propose_line(struct cluster *c, const char *line, size_t len, cluster_done_cb cb,
+                        void *arg, uint64_t *off)
 {
     struct raft *r = replica_raft(c->meta);
     if (raft_role(r) != RAFT_LEADER)
         return RAFT_ENOTLEADER;
-    struct meta_op op = *op_in;
-    uint32_t *place = NULL;
-    if (op.kind == META_CREATE) {
-        /* rf = default.replication.factor, capped at the node count. */
-        uint32_t rf = c->nnodes < 3 ? (uint32_t)c->nnodes : 3;
-        place = malloc((size_t)op.partitions * rf * sizeof(*place));
-        if (!place)
-            return -ENOMEM;
-        uint64_t rot = XXH3_64bits(op.topic, strlen(op.topic));
-        meta_place(c->nodes, c->nnodes, rf, rot, 0, op.partitions, place);
-        op.rf = rf;
-        op.replicas = place;
-        op.nreplicas = (size_t)op.partitions * rf;
-    }
-    char *line;
-    size_t len;
-    int rc = meta_op_encode(&op, &line, &len);
-    free(place);
-    if (rc < 0)
-        return rc;
     struct meta_waiter *w = calloc(1, sizeof(*w));
-    if (!w) {
-        free(line);
+    if (!w)
         return -ENOMEM;
-    }
-    struct iovec iov = {line, len};
+    struct iovec iov = {(void *)line, len};
     uint32_t l32 = (uint32_t)len;
     uint64_t first, term;
-    rc = replica_propose(c->meta, &iov, 1, &l32, 1, sys_now_ms(), &first, &term);
-    free(line);
+    int rc = replica_propose(c->meta, &iov, 1, &l32, 1, sys_now_ms(), NULL, &first, &term);
     if (rc < 0) {
         free(w);
         return rc;
@@ -269,7 +424,390 @@ int cluster_meta_propose(struct cluster *c, const struct meta_op *op_in, cluster
         at = &(*at)->next;
     w->next = *at;
     *at = w;
+    if (off)
+        *off = first;
     return 0;
+}
+
+static int encode_op(struct cluster *c, const struct meta_op *op_in, char **line, size_t *len)
+{
+    struct meta_op op = *op_in;
+    uint32_t *place = NULL;
+    int rc = op.replicas ? 0 : fill_placement(c, &op, &place);
+    if (rc < 0)
+        return rc;
+    rc = meta_op_encode(&op, line, len);
+    free(place);
+    return rc;
+}
+
+int cluster_meta_propose(struct cluster *c, const struct meta_op *op, cluster_done_cb cb,
+                         void *arg)
+{
+    if (raft_role(replica_raft(c->meta)) != RAFT_LEADER)
+        return RAFT_ENOTLEADER;
+    char *line;
+    size_t len;
+    int rc = encode_op(c, op, &line, &len);
+    if (rc < 0)
+        return rc;
+    rc = propose_line(c, line, len, cb, arg, NULL);
+    free(line);
+    return rc;
+}
+
+/* ------------------------------------------------------------ submitting from any node */
+
+static void msub_free(struct msub *s)
+{
+    free(s->line);
+    free(s);
+}
+
+static void msub_finish(struct cluster *c, struct msub *s, int status)
+{
+    for (struct msub **at = &c->subs; *at; at = &(*at)->next)
+        if (*at == s) {
+            *at = s->next;
+            break;
+        }
+    s->cb(s->arg, status);
+    msub_free(s);
+}
+
+static void msub_try(struct cluster *c, struct msub *s, int64_t now);
+
+/* Runs inside the metadata replica's processing: only notes the answer,
+ * which msubs_check gives once the replica call returned. */
+static void msub_local_done(void *arg, int status)
+{
+    struct msub *s = arg;
+    if (status == -EAGAIN) {
+        s->state = MS_WAIT; /* another record took its place: again */
+        return;
+    }
+    s->state = MS_APPLY;
+    s->status = status;
+    s->wait_off = 0;
+    s->c->subs_dirty = true;
+}
+
+static void msub_try(struct cluster *c, struct msub *s, int64_t now)
+{
+    s->sent_ms = now;
+    uint64_t leader = raft_leader(replica_raft(c->meta));
+    if (leader == broker_config(c->b)->node_id) {
+        s->state = MS_LOCAL;
+        int rc = propose_line(c, s->line, s->len, msub_local_done, s, NULL);
+        if (rc == 0)
+            return;
+        if (rc != RAFT_ENOTLEADER && rc != -EBUSY) {
+            s->state = MS_APPLY; /* answered at the next check */
+            s->status = rc;
+            s->wait_off = 0;
+            return;
+        }
+    }
+    struct wire_call call = {
+        .kind = WIRE_META_REQ, .req = s->req, .data = (const uint8_t *)s->line, .data_len = s->len};
+    s->state = leader && leader <= UINT32_MAX &&
+                       cluster_send_call(c, (uint32_t)leader, &call) == 0
+                   ? MS_SENT
+                   : MS_WAIT;
+}
+
+int cluster_meta_submit(struct cluster *c, const struct meta_op *op, cluster_done_cb cb, void *arg)
+{
+    struct msub *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    int rc = encode_op(c, op, &s->line, &s->len);
+    if (rc < 0) {
+        free(s);
+        return rc;
+    }
+    s->c = c;
+    s->req = cluster_next_req(c);
+    s->cb = cb;
+    s->arg = arg;
+    int64_t now = sys_now_ms();
+    s->deadline_ms = now + broker_config(c->b)->request_timeout_ms;
+    s->next = c->subs;
+    c->subs = s;
+    msub_try(c, s, now);
+    return 0;
+}
+
+/* Answers the submissions whose record is applied here now. */
+static void msubs_check(struct cluster *c)
+{
+    c->subs_dirty = false;
+    for (struct msub *s = c->subs; s;) {
+        if (s->state == MS_APPLY && (s->wait_off < c->applied || s->status < 0)) {
+            msub_finish(c, s, s->status);
+            s = c->subs; /* the callback may submit more */
+            continue;
+        }
+        s = s->next;
+    }
+}
+
+static void msubs_tick(struct cluster *c, int64_t now)
+{
+    for (struct msub *s = c->subs; s;) {
+        struct msub *next = s->next;
+        if (now >= s->deadline_ms && s->state != MS_LOCAL) {
+            msub_finish(c, s, -ETIMEDOUT);
+            next = c->subs;
+        } else if (s->state == MS_WAIT || (s->state == MS_SENT && now - s->sent_ms >= 1000)) {
+            msub_try(c, s, now);
+        }
+        s = next;
+    }
+    msubs_check(c);
+}
+
+/* The leader's side of a forwarded operation. */
+struct fwd_meta {
+    struct cluster *c;
+    uint32_t from;
+    uint64_t req, off;
+    unsigned slot;
+};
+
+static void send_meta_resp(struct cluster *c, uint32_t to, uint64_t req, int status, uint64_t off)
+{
+    struct wire_call resp = {.kind = WIRE_META_RESP,
+                             .req = req,
+                             .status = status,
+                             .off = off,
+                             .leader = (uint32_t)cluster_meta_leader(c)};
+    cluster_send_call(c, to, &resp);
+}
+
+static void fwd_meta_done(void *arg, int status)
+{
+    struct fwd_meta *f = arg;
+    struct cluster *c = f->c;
+    struct recent *r = &c->recent[f->slot];
+    if (status == -EAGAIN)
+        status = RAFT_ENOTLEADER; /* lost: the sender tries the new leader */
+    if (r->from == f->from && r->req == f->req) {
+        r->done = status != RAFT_ENOTLEADER;
+        if (!r->done)
+            r->from = 0;
+        r->status = status;
+        r->off = f->off;
+    }
+    if (status != -ESHUTDOWN)
+        send_meta_resp(c, f->from, f->req, status, f->off);
+    free(f);
+}
+
+static void on_meta_req(struct cluster *c, uint32_t from, const struct wire_call *w)
+{
+    for (unsigned i = 0; i < RECENT_MAX; i++) {
+        struct recent *r = &c->recent[i];
+        if (r->from == from && r->req == w->req) {
+            if (r->done)
+                send_meta_resp(c, from, w->req, r->status, r->off);
+            return; /* still in the log: answered once applied */
+        }
+    }
+    struct meta_op op;
+    int rc = meta_op_decode((const char *)w->data, w->data_len, &op);
+    if (rc < 0) {
+        send_meta_resp(c, from, w->req, -EINVAL, 0);
+        return;
+    }
+    meta_op_free(&op);
+    struct fwd_meta *f = calloc(1, sizeof(*f));
+    if (!f)
+        return; /* the sender asks again */
+    f->c = c;
+    f->from = from;
+    f->req = w->req;
+    f->slot = c->recent_at++ % RECENT_MAX;
+    rc = propose_line(c, (const char *)w->data, w->data_len, fwd_meta_done, f, &f->off);
+    if (rc < 0) {
+        send_meta_resp(c, from, w->req, rc == -EBUSY ? RAFT_ENOTLEADER : rc, 0);
+        free(f);
+        return;
+    }
+    c->recent[f->slot] = (struct recent){.from = from, .req = w->req, .off = f->off};
+}
+
+static void on_meta_resp(struct cluster *c, const struct wire_call *w)
+{
+    struct msub *s = c->subs;
+    while (s && !(s->req == w->req && s->state == MS_SENT))
+        s = s->next;
+    if (!s)
+        return;
+    if (w->status == RAFT_ENOTLEADER) {
+        s->state = MS_WAIT;
+        return;
+    }
+    s->state = MS_APPLY;
+    s->status = w->status;
+    s->wait_off = w->off;
+    if (w->status < 0)
+        s->status = w->status;
+    msubs_check(c);
+}
+
+/* ------------------------------------------------------------ ReadIndex */
+
+#define SYNC_WAIT_MS 1000
+
+/* Where this node is in group `group`: applied (metadata) or committed. */
+static bool local_point(struct cluster *c, uint64_t group, uint64_t *off)
+{
+    if (group == META_GROUP) {
+        *off = c->applied;
+        return true;
+    }
+    struct gent *e = group_find(c, group);
+    if (!e)
+        return false;
+    *off = pgroup_part(e->g)->commit_off;
+    return true;
+}
+
+static void syncs_check(struct cluster *c, int64_t now)
+{
+    for (struct csync **at = &c->syncs; *at;) {
+        struct csync *s = *at;
+        uint64_t here = 0;
+        bool known = local_point(c, s->group, &here);
+        int st = 1;
+        if (!known)
+            st = -ENOENT;
+        else if (s->answered && here >= s->wait_off)
+            st = 0;
+        else if (now >= s->deadline_ms)
+            st = -ETIMEDOUT;
+        if (st == 1) {
+            at = &s->next;
+            continue;
+        }
+        *at = s->next;
+        s->cb(s->arg, st);
+        free(s);
+        at = &c->syncs; /* the callback may have added one */
+    }
+}
+
+int cluster_sync(struct cluster *c, uint64_t group, cluster_done_cb cb, void *arg)
+{
+    uint32_t self = broker_config(c->b)->node_id;
+    uint64_t leader;
+    if (group == META_GROUP) {
+        leader = cluster_meta_leader(c);
+    } else {
+        struct gent *e = group_find(c, group);
+        if (!e) {
+            cb(arg, -ENOENT);
+            return 0;
+        }
+        leader = pgroup_leader(e->g);
+    }
+    if (leader == self) {
+        cb(arg, 0); /* the leader's own view is the latest */
+        return 0;
+    }
+    struct csync *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    s->req = cluster_next_req(c);
+    s->group = group;
+    s->cb = cb;
+    s->arg = arg;
+    s->deadline_ms = sys_now_ms() + SYNC_WAIT_MS;
+    struct wire_call call = {.kind = WIRE_SYNC_REQ, .req = s->req, .group = group};
+    if (!leader || leader > UINT32_MAX || cluster_send_call(c, (uint32_t)leader, &call) < 0) {
+        free(s);
+        cb(arg, -EAGAIN); /* no leader to ask: what this node has */
+        return 0;
+    }
+    s->next = c->syncs;
+    c->syncs = s;
+    return 0;
+}
+
+static void on_sync_req(struct cluster *c, uint32_t from, const struct wire_call *w)
+{
+    struct wire_call resp = {.kind = WIRE_SYNC_RESP, .req = w->req, .group = w->group};
+    if (w->group == META_GROUP) {
+        if (raft_role(replica_raft(c->meta)) == RAFT_LEADER)
+            resp.off = c->meta_commit_off;
+        else
+            resp.status = RAFT_ENOTLEADER;
+    } else {
+        struct gent *e = group_find(c, w->group);
+        resp.status = e ? pgroup_commit_point(e->g, &resp.off) : -ENOENT;
+    }
+    cluster_send_call(c, from, &resp);
+}
+
+static void on_sync_resp(struct cluster *c, const struct wire_call *w)
+{
+    for (struct csync *s = c->syncs; s; s = s->next) {
+        if (s->req != w->req)
+            continue;
+        if (w->status < 0) {
+            s->deadline_ms = 0; /* answered with what this node has */
+        } else {
+            s->answered = true;
+            s->wait_off = w->off;
+        }
+        break;
+    }
+    syncs_check(c, sys_now_ms());
+}
+
+static void on_port_call(void *ctx, uint32_t from, const struct wire_call *w)
+{
+    struct cluster *c = ctx;
+    if (c->closing || !c->meta)
+        return;
+    switch (w->kind) {
+    case WIRE_META_REQ:
+        on_meta_req(c, from, w);
+        return;
+    case WIRE_META_RESP:
+        on_meta_resp(c, w);
+        return;
+    case WIRE_SYNC_REQ:
+        on_sync_req(c, from, w);
+        return;
+    case WIRE_SYNC_RESP:
+        on_sync_resp(c, w);
+        return;
+    default:
+        break;
+    }
+    struct gent *e = group_find(c, w->group);
+    if (e) {
+        pgroup_call(e->g, from, w);
+        if (c->syncs)
+            syncs_check(c, sys_now_ms());
+    } else if (w->kind == WIRE_WRITE_REQ) {
+        struct wire_call resp = {.kind = WIRE_WRITE_RESP,
+                                 .req = w->req,
+                                 .group = w->group,
+                                 .status = RAFT_ENOTLEADER};
+        cluster_send_call(c, from, &resp); /* not here (yet): asks again */
+    } else {
+        c->unroutable++;
+    }
+}
+
+static void on_port_peer(void *ctx, uint32_t id, bool up)
+{
+    struct cluster *c = ctx;
+    for (size_t i = 0; i < c->ngroups; i++)
+        pgroup_peer(c->groups[i].g, id, up);
 }
 
 uint64_t cluster_meta_leader(const struct cluster *c)
@@ -288,6 +826,11 @@ static void on_tick(uv_timer_t *t)
     if (!c->meta)
         return;
     replica_tick(c->meta);
+    int64_t now = sys_now_ms();
+    msubs_tick(c, now);
+    for (size_t i = 0; i < c->ngroups; i++)
+        pgroup_tick(c->groups[i].g, now);
+    syncs_check(c, now);
     uint64_t leader = raft_leader(replica_raft(c->meta));
     if (leader != c->meta_leader_seen) {
         c->meta_leader_seen = leader;
@@ -349,7 +892,11 @@ int cluster_open(struct cluster **out, uv_loop_t *loop, struct broker *b, uint64
         free(c);
         return rc;
     }
-    struct netport_ops ops = {.ctx = c, .raft = on_port_raft};
+    c->producer = XXH3_64bits_withSeed(&cfg->node_id, sizeof(cfg->node_id), uv_hrtime() ^ cluster_id);
+    if (!c->producer)
+        c->producer = 1;
+    struct netport_ops ops = {
+        .ctx = c, .raft = on_port_raft, .call = on_port_call, .peer = on_port_peer};
     if ((rc = netport_open(&c->net, loop, cfg, cluster_id, &ops)) < 0) {
         const struct mk_peer *self = cfg_peer(cfg, cfg->node_id);
         mk_log(MK_ERROR, "cluster port %s:%u: %s", self->host, self->port, uv_strerror(rc));
@@ -357,6 +904,15 @@ int cluster_open(struct cluster **out, uv_loop_t *loop, struct broker *b, uint64
         plog_close(&c->mlog);
         free(c);
         return rc;
+    }
+    /* Every partition of every topic gets its group. */
+    for (size_t i = 0; i < topic_count(b); i++) {
+        struct topic *t = topic_at(b, i);
+        for (uint32_t k = 0; k < topic_partitions(t); k++) {
+            if ((rc = pgroup_open(c, topic_part(t, k))) < 0)
+                mk_log(MK_ERROR, "topic %s partition %" PRIu32 ": %s", topic_name(t), k,
+                       strerror(-rc));
+        }
     }
     uv_timer_init(loop, &c->tick);
     c->tick.data = c;
@@ -373,6 +929,20 @@ static void on_tick_closed(uv_handle_t *h)
 void cluster_close(struct cluster *c)
 {
     c->closing = true;
+    while (c->ngroups > 0) {
+        struct pgroup *g = c->groups[c->ngroups - 1].g;
+        pgroup_close(pgroup_part(g), -ESHUTDOWN); /* removes it from groups */
+    }
+    free(c->groups);
+    c->groups = NULL;
+    while (c->subs)
+        msub_finish(c, c->subs, -ESHUTDOWN);
+    while (c->syncs) {
+        struct csync *s = c->syncs;
+        c->syncs = s->next;
+        s->cb(s->arg, -ESHUTDOWN);
+        free(s);
+    }
     while (c->waiters) { /* shutting down: nobody will apply them here */
         struct meta_waiter *w = c->waiters;
         c->waiters = w->next;

@@ -15,6 +15,7 @@
 #define MK_CLUSTER_H
 
 #include "broker/config.h"
+#include "raft/raft.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -45,6 +46,21 @@ typedef void (*cluster_done_cb)(void *arg, int status);
 int cluster_meta_propose(struct cluster *c, const struct meta_op *op, cluster_done_cb cb,
                          void *arg);
 
+/* Submits op from any node: proposed here when this node leads the group,
+ * else forwarded to the leader (sent again until answered, at most
+ * request.timeout.ms: then -ETIMEDOUT).  cb runs once the record is
+ * applied on this node, never inside this call.  Creates and grows get
+ * their placement here. */
+int cluster_meta_submit(struct cluster *c, const struct meta_op *op, cluster_done_cb cb,
+                        void *arg);
+
+/* ReadIndex: cb runs once this node has applied (group 0: the metadata
+ * group) or committed (a partition group) everything its group's leader
+ * had committed when asked; at once on the leader itself; with -EAGAIN or
+ * -ETIMEDOUT (after 1 s) when no leader answers: the node then has only
+ * its own view.  May run cb before returning. */
+int cluster_sync(struct cluster *c, uint64_t group, cluster_done_cb cb, void *arg);
+
 /* The metadata group's leader (0: none known) and whether it is this node. */
 uint64_t cluster_meta_leader(const struct cluster *c);
 
@@ -57,5 +73,17 @@ void cluster_close(struct cluster *c);
 
 /* The `metadata ...` and port lines of .cluster. */
 void cluster_status(const struct cluster *c, FILE *f);
+
+/* ---- for the partition groups (pgroup.c) ---- */
+struct pgroup;
+struct wire_call;
+int cluster_group_add(struct cluster *c, uint64_t id, struct pgroup *g);
+void cluster_group_del(struct cluster *c, uint64_t id);
+int cluster_send_raft(struct cluster *c, uint32_t to, uint64_t group, const struct raft_msg *m);
+int cluster_send_call(struct cluster *c, uint32_t to, const struct wire_call *w);
+bool cluster_connected(const struct cluster *c, uint32_t id);
+uint64_t cluster_producer(const struct cluster *c);
+uint64_t cluster_next_req(struct cluster *c);
+uv_loop_t *cluster_loop(const struct cluster *c);
 
 #endif

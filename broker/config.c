@@ -73,6 +73,10 @@ int cfg_check(const struct mk_config *c, const char **why)
                "peer=ID@HOST:PORT)";
         return -EINVAL;
     }
+    if (c->replication_factor > (c->npeers ? c->npeers : 1)) {
+        *why = "default.replication.factor must be at most the number of nodes";
+        return -EINVAL;
+    }
     return 0;
 }
 
@@ -166,6 +170,11 @@ int cfg_set(struct mk_config *c, const char *key, const char *value, const char 
         if (cfg_parse_i64(value, 1, INT32_MAX, &v) < 0)
             return -EINVAL;
         c->request_timeout_ms = v;
+    } else if (!strcmp(key, "default.replication.factor")) {
+        *why = "an integer from 1 to 16 (at most the number of peers)";
+        if (cfg_parse_i64(value, 1, MK_MAX_PEERS, &v) < 0)
+            return -EINVAL;
+        c->replication_factor = (uint32_t)v;
     } else if (!strcmp(key, "node.id")) {
         *why = "an integer from 0 to 2147483647";
         if (cfg_parse_i64(value, 0, INT32_MAX, &v) < 0)

@@ -32,6 +32,7 @@ struct mk_config {
     struct mk_peer peers[MK_MAX_PEERS]; /* peer=..., in the order given */
     size_t npeers;                      /* 0: a single node */
     int64_t request_timeout_ms;         /* request.timeout.ms */
+    uint32_t replication_factor;        /* default.replication.factor (0: min(3, nodes)) */
 };
 
 /* Per-topic overrides (xattrs user.retention.ms ...); `set` has bit i for

@@ -30,6 +30,8 @@ struct part_job {
 
 struct part {
     struct broker *b;
+    struct pgroup *g; /* cluster: the partition's Raft group (pgroup.c) */
+    bool local;       /* this node holds a replica: `log` is open */
     struct topic *t; /* NULL once the topic is deleted */
     uint32_t id;
     struct plog log;
@@ -53,6 +55,8 @@ struct topic {
     struct topic_config conf;
     uint32_t nparts;
     struct part **parts;
+    uint32_t rf;        /* cluster: replicas per partition (0: single node) */
+    uint32_t *replicas; /* cluster: nparts * rf node ids, preferred leader first */
 };
 
 struct broker {
@@ -85,7 +89,13 @@ void part_final_flush(struct part *p);
 /* topic_create with a given id (the metadata group's: its record's offset
  * + 1) and partition count.  -EEXIST when the name or the id is taken. */
 int topic_create_as(struct broker *b, const char *name, uint64_t id, const struct mk_owner *own,
-                    uint32_t nparts, struct topic **out);
+                    uint32_t nparts, uint32_t rf, const uint32_t *replicas, struct topic **out);
+/* Grows t to n partitions; replicas: the new partitions' (rf each), or
+ * NULL on a single node. */
+int topic_grow_as(struct broker *b, struct topic *t, uint32_t n, const uint32_t *replicas);
+/* Whether node `id` holds a replica of partition i of t (always true on a
+ * single node). */
+bool topic_has_replica(const struct topic *t, uint32_t i, uint32_t id);
 int topic_load(struct broker *b, const char *name, struct topic **out);
 void topic_free(struct topic *t);
 

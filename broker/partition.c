@@ -26,6 +26,7 @@
  *   checkpoint file, which bounds what recovery must verify at start.
  */
 #include "broker/internal.h"
+#include "broker/pgroup.h"
 #include "broker/sysio.h"
 
 #include <errno.h>
@@ -49,7 +50,10 @@ int part_open(struct broker *b, struct topic *t, uint32_t id, bool create, struc
     struct part *p = calloc(1, sizeof(*p));
     if (!p)
         return -ENOMEM;
-    int rc = plog_open(&p->log, dir, create);
+    /* In a cluster the log is a Raft log, on the replicas' nodes only. */
+    bool raft = b->cfg.npeers && t->rf;
+    p->local = topic_has_replica(t, id, b->cfg.node_id);
+    int rc = !p->local ? 0 : raft ? plog_open_raft(&p->log, dir, create) : plog_open(&p->log, dir, create);
     if (rc < 0) {
         free(p);
         return rc;
@@ -58,19 +62,35 @@ int part_open(struct broker *b, struct topic *t, uint32_t id, bool create, struc
     p->t = t;
     p->id = id;
     p->refs = 1;
+    p->ctime_ms = t->created_ms;
+    b->rec.partitions++;
+    if (!p->local) {
+        /* Another node's: reads and writes go there (pgroup). */
+        rc = b->cluster ? pgroup_open(b->cluster, p) : 0;
+        if (rc < 0) {
+            free(p);
+            return rc;
+        }
+        *out = p;
+        return 0;
+    }
     p->term = p->log.nterms ? p->log.terms[p->log.nterms - 1].term : SINGLE_NODE_TERM;
     if (p->term < SINGLE_NODE_TERM)
         p->term = SINGLE_NODE_TERM;
-    /* After recovery everything on disk was verified durable or cut off. */
+    /* After recovery everything on disk was verified durable or cut off
+     * (a Raft log: pgroup_open sets the commit point it knows). */
     p->commit_pos = plog_end_pos(&p->log);
     p->commit_off = plog_next_off(&p->log);
     p->mtime_ms = plog_active(&p->log)->last_ts;
-    p->ctime_ms = t->created_ms;
-    b->rec.partitions++;
     b->rec.segments += p->log.rec.segments;
     b->rec.verified += p->log.rec.verified;
     b->rec.rebuilt += p->log.rec.rebuilt;
     b->rec.dropped_bytes += p->log.rec.dropped_bytes;
+    if (raft && b->cluster && (rc = pgroup_open(b->cluster, p)) < 0) {
+        plog_close(&p->log);
+        free(p);
+        return rc;
+    }
     *out = p;
     return 0;
 }
@@ -84,7 +104,10 @@ void part_unref(struct part *p)
 {
     if (--p->refs > 0)
         return;
-    plog_close(&p->log);
+    if (p->g)
+        pgroup_close(p, -ESTALE);
+    if (p->local)
+        plog_close(&p->log);
     free(p);
 }
 
@@ -113,23 +136,35 @@ static void fail_waiters(struct part *p, int status)
 void part_detach(struct part *p)
 {
     p->t = NULL;
+    if (p->g)
+        pgroup_close(p, -ESTALE);
     /* Waiters stay: their records were written; the running job answers
      * them (durable or not, the topic is gone either way). */
     part_unref(p);
 }
 
+void part_list(const struct part *p, char which, char *buf, size_t n)
+{
+    if (p->g)
+        pgroup_list(p->g, which, buf, n);
+    else
+        snprintf(buf, n, "%" PRIu32, p->b->cfg.node_id);
+}
+
 void part_info(const struct part *p, struct part_info *o)
 {
     o->id = p->id;
-    o->first_off = plog_first_off(&p->log);
+    o->first_off = p->local ? plog_first_off(&p->log) : 0;
     o->next_off = p->commit_off;
-    o->first_pos = plog_first_pos(&p->log);
+    o->first_pos = p->local ? plog_first_pos(&p->log) : 0;
     o->end_pos = p->commit_pos;
     o->term = p->term;
     o->leader = p->b->cfg.node_id;
-    o->segments = p->log.nsegs;
+    o->segments = p->local ? p->log.nsegs : 0;
     o->mtime_ms = p->mtime_ms;
     o->ctime_ms = p->ctime_ms;
+    if (p->g)
+        pgroup_info(p->g, o);
 }
 
 /* ------------------------------------------------------------ group commit */
@@ -277,6 +312,10 @@ int part_append(struct part *p, const struct iovec *iov, int iovcnt, const uint3
 {
     if (!p->t)
         return -ESTALE;
+    if (p->g)
+        return pgroup_append(p, iov, iovcnt, lens, n, cb, arg);
+    if (p->b->cfg.npeers && p->t->rf)
+        return -EAGAIN; /* a cluster's partition before the port is up */
     if (n == 0) {
         cb(arg, 0);
         return 0;
@@ -312,6 +351,11 @@ int part_sync(struct part *p, part_done_cb cb, void *arg)
 {
     if (!p->t)
         return -ESTALE;
+    if (p->b->cfg.npeers && p->t->rf) {
+        /* Every write was answered only once durable on a majority. */
+        cb(arg, 0);
+        return 0;
+    }
     if (p->b->cfg.fsync == MK_FSYNC_NEVER) {
         /* Committed bytes may sit in the page cache since the last
          * checkpoint.  An explicit fsync(2) is rare: sync in the loop. */
@@ -333,6 +377,8 @@ int part_read(const struct part *p, uint64_t pos, size_t size, int *fd, uint64_t
 {
     if (!p->t)
         return -ESTALE;
+    if (!p->local)
+        return -EREMOTE;
     if (pos >= p->commit_pos) {
         if (pos < plog_first_pos(&p->log))
             return -ENODATA;
@@ -348,6 +394,13 @@ int part_read(const struct part *p, uint64_t pos, size_t size, int *fd, uint64_t
 
 void part_housekeep(struct part *p, int64_t now_ms)
 {
+    if (p->b->cfg.npeers && p->t && p->t->rf) {
+        /* The replica syncs and checkpoints its log itself; retention of a
+         * replicated log is decided by its leader (not yet). */
+        if (p->g)
+            pgroup_save_commit(p->g);
+        return;
+    }
     const struct mk_config *c = &p->b->cfg;
     const struct topic_config *tc = p->t ? &p->t->conf : NULL;
     struct segment *a = plog_active(&p->log);
@@ -374,6 +427,8 @@ void part_housekeep(struct part *p, int64_t now_ms)
 
 void part_final_flush(struct part *p)
 {
+    if (!p->local)
+        return;
     /* Called with no job running: make everything durable, checkpoint at
      * the end, so that the next start has nothing to verify. */
     struct plog_sync s;

@@ -40,6 +40,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -716,15 +717,51 @@ static int sync_prepare(const struct plog *l, size_t first, bool index, struct p
     return 0;
 }
 
+struct sync_one {
+    pthread_t th;
+    int fd, rc;
+    bool started;
+};
+
+static void *sync_thread(void *arg)
+{
+    struct sync_one *o = arg;
+    o->rc = sysio.fdatasync(o->fd);
+    return NULL;
+}
+
+/* The files are synced in parallel: on ext4 the fdatasyncs of files written
+ * together then share journal commits instead of paying one each in turn
+ * (a Raft log syncs .log, .idx and .aux at every step). */
 int plog_sync_run(struct plog_sync *s)
 {
     int rc = 0;
+    struct sync_one extra[4];
+    int nextra = 0;
+    for (int i = 1; i < s->nfds && nextra < 4; i++) {
+        struct sync_one *o = &extra[nextra];
+        o->fd = s->fds[i];
+        o->rc = 0;
+        o->started = pthread_create(&o->th, NULL, sync_thread, o) == 0;
+        if (!o->started)
+            o->rc = sysio.fdatasync(o->fd);
+        nextra++;
+    }
     for (int i = 0; i < s->nfds; i++) {
+        if (i >= 1 && i <= nextra)
+            continue;
         int r = sysio.fdatasync(s->fds[i]);
         if (r < 0 && rc == 0)
             rc = r;
-        close(s->fds[i]);
     }
+    for (int i = 0; i < nextra; i++) {
+        if (extra[i].started)
+            pthread_join(extra[i].th, NULL);
+        if (extra[i].rc < 0 && rc == 0)
+            rc = extra[i].rc;
+    }
+    for (int i = 0; i < s->nfds; i++)
+        close(s->fds[i]);
     free(s->fds);
     s->fds = NULL;
     s->nfds = 0;

@@ -56,6 +56,10 @@ struct replica;
 
 struct replica_io {
     void *ctx;
+    /* Optional: a NORMAL entry with side data was written to the log at
+     * offset off in term `term` (at the leader when proposed, at a follower
+     * when received); aux valid for the call only. */
+    void (*appended)(void *ctx, uint64_t off, uint64_t term, const uint8_t *aux, uint32_t aux_len);
     /* Sends m (copy it: it is valid for the call only) to node `to`. */
     void (*send)(void *ctx, uint64_t to, const struct raft_msg *m);
     /* Everything below offset commit_off (bytes below commit_pos) is
@@ -71,7 +75,24 @@ struct replica_options {
     int64_t segment_bytes, segment_ms; /* when the log rolls segments */
     uint32_t max_record;               /* longest record (message.max.bytes): bounds the
                                           entries per APPEND so that one fits a frame */
+    bool no_sync; /* fsync=never: written entries count as persisted at once */
 };
+
+/* SIDE DATA of a record: fields of tag u8, length u16, bytes.  Tag 1: the
+ * producer (id u64, sequence u64) that wrote it, so that a write sent again
+ * is recognised (pgroup.h).  Other tags are skipped by readers that do not
+ * know them (Kafka keys and headers come next). */
+#define REPLICA_AUX_PRODUCER     1
+#define REPLICA_AUX_PRODUCER_LEN (3 + 16)
+
+struct replica_producer {
+    uint64_t id;  /* nonzero */
+    uint64_t seq; /* of the first record; the next ones count up */
+};
+
+/* Finds the producer field in side data: 0 or -ENOENT (-EBADMSG when the
+ * fields do not parse). */
+int replica_aux_producer(const uint8_t *aux, uint32_t len, uint64_t *id, uint64_t *seq);
 
 /* Starts a replica over log (opened with plog_open_raft; not owned, must
  * outlive the replica).  Its hard state and entries are the plog's. */
@@ -86,11 +107,13 @@ void replica_tick(struct replica *r);
 int replica_step(struct replica *r, const struct raft_msg *m);
 
 /* Leader only: proposes n records (bytes: the concatenation of iov, lens[i]
- * each with its '\n') with timestamp ts.  *first_off is the offset the first
- * will have if they commit in the current term (raft_term at return).
- * RAFT_ENOTLEADER elsewhere. */
+ * each with its '\n') with timestamp ts, and, when prod is not NULL, record
+ * i's producer id and sequence prod->seq + i as side data.  *first_off is
+ * the offset the first will have if they commit in the current term
+ * (raft_term at return).  RAFT_ENOTLEADER elsewhere. */
 int replica_propose(struct replica *r, const struct iovec *iov, int iovcnt, const uint32_t *lens,
-                    size_t n, int64_t ts, uint64_t *first_off, uint64_t *term);
+                    size_t n, int64_t ts, const struct replica_producer *prod, uint64_t *first_off,
+                    uint64_t *term);
 
 struct raft *replica_raft(struct replica *r);
 

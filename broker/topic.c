@@ -14,7 +14,12 @@
  *                                                 mount root's owner, 0755)
  *                                 retention.ms=N ... per-topic overrides
  *                               always replaced atomically (sys_write_atomic)
- *   DATA/topics/NAME/P/         partition P's log (plog.c)
+ *   DATA/topics/NAME/replicas   cluster only: one line per partition, the
+ *                               ids of the nodes holding its replicas,
+ *                               preferred leader first ("2,3,1"), from the
+ *                               metadata group's placement
+ *   DATA/topics/NAME/P/         partition P's log (plog.c), on a node that
+ *                               holds one of its replicas
  *
  * CREATION is atomic: the topic is built in DATA/trash/new-ID (partitions and
  * metadata, all fsynced) and renamed to DATA/topics/NAME in one step.  A
@@ -87,6 +92,95 @@ struct topic *topic_at(const struct broker *b, size_t i)
 }
 
 /* ---------------------------------------------------------------- metadata */
+
+bool topic_has_replica(const struct topic *t, uint32_t i, uint32_t id)
+{
+    if (!t->rf)
+        return true;
+    for (uint32_t k = 0; k < t->rf; k++)
+        if (t->replicas[(size_t)i * t->rf + k] == id)
+            return true;
+    return false;
+}
+
+/* The replicas file for nparts partitions, rf each. */
+static int replicas_write(const char *dir, uint32_t nparts, uint32_t rf, const uint32_t *ids)
+{
+    size_t cap = (size_t)nparts * rf * 11 + nparts + 1, len = 0;
+    char *buf = malloc(cap);
+    if (!buf)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < nparts; i++)
+        for (uint32_t k = 0; k < rf; k++)
+            len += (size_t)snprintf(buf + len, cap - len, "%" PRIu32 "%c", ids[(size_t)i * rf + k],
+                                    k + 1 < rf ? ',' : '\n');
+    int rc = sys_write_atomic(dir, "replicas", buf, len);
+    free(buf);
+    return rc;
+}
+
+static int replicas_read(const char *dir, struct topic *t)
+{
+    char path[PATH_MAX], *buf;
+    size_t len;
+    if (snprintf(path, sizeof(path), "%s/replicas", dir) >= (int)sizeof(path))
+        return -ENAMETOOLONG;
+    int rc = sys_read_small(path, 16 << 20, &buf, &len);
+    if (rc == -ENOENT)
+        return 0; /* a topic of a single node */
+    if (rc < 0)
+        return rc;
+    uint32_t *ids = NULL;
+    size_t n = 0, cap = 0;
+    uint32_t rf = 0, in_line = 0, lines = 0;
+    rc = 0;
+    for (char *p = buf; rc == 0 && p < buf + len;) {
+        char *end = p;
+        while (end < buf + len && *end >= '0' && *end <= '9')
+            end++;
+        int64_t v;
+        char save = end < buf + len ? *end : '\0';
+        if (end == buf + len || (save != ',' && save != '\n')) {
+            rc = -EBADMSG;
+            break;
+        }
+        *end = '\0';
+        if (cfg_parse_i64(p, 1, UINT32_MAX, &v) < 0) {
+            rc = -EBADMSG;
+            break;
+        }
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            uint32_t *ni = realloc(ids, cap * sizeof(*ni));
+            if (!ni) {
+                rc = -ENOMEM;
+                break;
+            }
+            ids = ni;
+        }
+        ids[n++] = (uint32_t)v;
+        in_line++;
+        if (save == '\n') {
+            if (rf == 0)
+                rf = in_line;
+            if (in_line != rf || rf > MK_MAX_PEERS)
+                rc = -EBADMSG;
+            in_line = 0;
+            lines++;
+        }
+        p = end + 1;
+    }
+    free(buf);
+    if (rc == 0 && (in_line != 0 || lines < t->nparts || rf == 0))
+        rc = -EBADMSG; /* lines beyond partitions: an interrupted grow */
+    if (rc < 0) {
+        free(ids);
+        return rc;
+    }
+    t->rf = rf;
+    t->replicas = ids;
+    return 0;
+}
 
 /* The topic file for t with nparts partitions, settings tc and owner o (the
  * values to be; t's own are changed by the caller once this succeeded). */
@@ -178,6 +272,7 @@ void topic_free(struct topic *t)
         if (t->parts && t->parts[i])
             part_detach(t->parts[i]);
     free(t->parts);
+    free(t->replicas);
     free(t->dir);
     free(t->name);
     free(t);
@@ -218,7 +313,7 @@ int topic_load(struct broker *b, const char *name, struct topic **out)
     }
     t->owner = b->root;
     t->owner.mode = 0755;
-    if ((rc = meta_read(dir, t)) < 0)
+    if ((rc = meta_read(dir, t)) < 0 || (rc = replicas_read(dir, t)) < 0)
         goto err;
     uint32_t n = t->nparts;
     t->nparts = 0;
@@ -247,11 +342,11 @@ err:
 
 int topic_create(struct broker *b, const char *name, const struct mk_owner *own, struct topic **out)
 {
-    return topic_create_as(b, name, b->next_topic_id, own, b->cfg.num_partitions, out);
+    return topic_create_as(b, name, b->next_topic_id, own, b->cfg.num_partitions, 0, NULL, out);
 }
 
 int topic_create_as(struct broker *b, const char *name, uint64_t id, const struct mk_owner *own,
-                    uint32_t nparts, struct topic **out)
+                    uint32_t nparts, uint32_t rf, const uint32_t *replicas, struct topic **out)
 {
     int rc = topic_name_check(name);
     if (rc < 0)
@@ -279,10 +374,17 @@ int topic_create_as(struct broker *b, const char *name, uint64_t id, const struc
             rc = -ENAMETOOLONG;
             goto err_stage;
         }
-        if ((rc = plog_open(&l, pdir, true)) < 0)
+        bool here = rf == 0;
+        for (uint32_t k = 0; k < rf; k++)
+            here = here || replicas[(size_t)i * rf + k] == b->cfg.node_id;
+        if (!here)
+            continue; /* another node's replica */
+        if ((rc = rf ? plog_open_raft(&l, pdir, true) : plog_open(&l, pdir, true)) < 0)
             goto err_stage;
         plog_close(&l);
     }
+    if (rf && (rc = replicas_write(stage, nparts, rf, replicas)) < 0)
+        goto err_stage;
     struct topic_config none = {0};
     struct topic proto = {.id = id, .created_ms = sys_now_ms()};
     struct mk_owner o = {.uid = b->root.uid, .gid = b->root.gid, .mode = 0755};
@@ -387,14 +489,29 @@ int topic_get(const struct broker *b, const struct topic *t, const char *key, ch
     return 0;
 }
 
-static int grow(struct broker *b, struct topic *t, uint32_t n)
+int topic_grow_as(struct broker *b, struct topic *t, uint32_t n, const uint32_t *replicas)
 {
+    if (n <= t->nparts)
+        return n == t->nparts ? 0 : -EINVAL;
+    if (t->rf && !replicas)
+        return -EINVAL;
     struct part **np = realloc(t->parts, n * sizeof(*np));
     if (!np)
         return -ENOMEM;
     t->parts = np;
     uint32_t old = t->nparts;
     int rc = 0;
+    if (t->rf) {
+        /* The placement first (lines past `partitions` are ignored), so
+         * that every new partition knows its replicas when it opens. */
+        uint32_t *ids = realloc(t->replicas, (size_t)n * t->rf * sizeof(*ids));
+        if (!ids)
+            return -ENOMEM;
+        t->replicas = ids;
+        memcpy(ids + (size_t)old * t->rf, replicas, (size_t)(n - old) * t->rf * sizeof(*ids));
+        if ((rc = replicas_write(t->dir, n, t->rf, ids)) < 0)
+            return rc;
+    }
     for (uint32_t i = old; i < n && rc == 0; i++) {
         rc = part_open(b, t, i, true, &t->parts[i]);
         if (rc == 0)
@@ -417,7 +534,9 @@ int topic_set(struct broker *b, struct topic *t, const char *key, const char *va
     if (!strcmp(key, "partitions")) {
         if (cfg_parse_i64(value, 1, MAX_PARTITIONS, &v) < 0 || (uint32_t)v < t->nparts)
             return -EINVAL;
-        return (uint32_t)v == t->nparts ? 0 : grow(b, t, (uint32_t)v);
+        if (t->rf)
+            return -EINVAL; /* a cluster grows with a placement (topic_grow_as) */
+        return topic_grow_as(b, t, (uint32_t)v, NULL);
     }
     int idx = topic_config_index(key);
     if (idx < 0)

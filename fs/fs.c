@@ -32,9 +32,10 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
     conn->max_write = MAX_WRITE;
 }
 
-static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+/* Answers a lookup from what this node knows; found: whether it did. */
+static bool lookup_reply(fuse_req_t req, struct fs *f, fuse_ino_t parent, const char *name,
+                         bool final)
 {
-    struct fs *f = req_fs(req);
     struct node pn = node_resolve(f, parent);
     struct node n = {.kind = N_NONE};
     fuse_ino_t ino = 0;
@@ -55,16 +56,55 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
         }
     } else if (pn.kind == N_NONE) {
         fuse_reply_err(req, ENOENT);
-        return;
+        return true;
     } else {
         fuse_reply_err(req, ENOTDIR);
-        return;
+        return true;
     }
     if (n.kind == N_NONE) {
+        if (!final)
+            return false;
         fuse_reply_err(req, ENOENT);
-        return;
+        return true;
     }
     node_reply_entry(req, f, &n, ino);
+    return true;
+}
+
+/* A name this node does not know may have been made on another node a
+ * moment ago: it asks the metadata leader how far it is and looks again
+ * once it caught up (mkdir on one mount, then `echo >>` on another). */
+struct lookup_ctx {
+    fuse_req_t req;
+    struct fs *f;
+    fuse_ino_t parent;
+    char name[256];
+};
+
+static void lookup_synced(void *arg, int status)
+{
+    (void)status; /* without a leader: what this node knows */
+    struct lookup_ctx *l = arg;
+    lookup_reply(l->req, l->f, l->parent, l->name, true);
+    free(l);
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    struct fs *f = req_fs(req);
+    bool cluster = broker_config(f->b)->npeers > 0;
+    if (lookup_reply(req, f, parent, name, !cluster || strlen(name) > 255))
+        return;
+    struct lookup_ctx *l = calloc(1, sizeof(*l));
+    if (!l) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    l->req = req;
+    l->f = f;
+    l->parent = parent;
+    strcpy(l->name, name);
+    broker_sync(f->b, NULL, lookup_synced, l);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -94,13 +134,12 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
     /* Truncation: refused.  Owner and mode belong to the root and the
      * topics (a partition shows its topic's).  Time changes (touch) are
      * accepted and ignored: times are the log's own. */
-    int rc = 0;
-    if (to_set & FUSE_SET_ATTR_SIZE)
-        rc = -EPERM;
-    else if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))
-        rc = node_change_owner(req, f, &n, attr, to_set);
-    if (rc < 0) {
-        fuse_reply_err(req, -rc);
+    if (to_set & FUSE_SET_ATTR_SIZE) {
+        fuse_reply_err(req, EPERM);
+        return;
+    }
+    if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+        node_change_owner(req, f, &n, ino, attr, to_set);
         return;
     }
     struct stat st;
@@ -119,27 +158,25 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
     /* The topic belongs to its creator, with mkdir's mode under the
      * creator's umask (ctx->umask is 0 when the kernel applied it). */
     const struct fuse_ctx *ctx = fuse_req_ctx(req);
-    struct mk_owner own = {.uid = ctx->uid, .gid = ctx->gid, .mode = mode & 07777 & ~ctx->umask};
-    struct topic *t;
-    int rc = topic_create(f->b, name, &own, &t);
-    if (rc < 0) {
-        fuse_reply_err(req, -rc);
-        return;
-    }
-    struct node n = {.kind = N_TOPIC, .t = t};
-    node_reply_entry(req, f, &n, node_topic_ino(t));
+    struct broker_change_req r = {
+        .kind = BC_CREATE,
+        .topic = name,
+        .own = {.uid = ctx->uid, .gid = ctx->gid, .mode = mode & 07777 & ~ctx->umask}};
+    node_change(req, f, &r, CR_ENTRY, 0, ENOENT);
 }
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     struct fs *f = req_fs(req);
     struct node pn = node_resolve(f, parent);
-    int rc;
-    if (pn.kind == N_ROOT)
-        rc = !strcmp(name, ".cluster") ? -ENOTDIR : topic_delete(f->b, name);
-    else
-        rc = pn.kind == N_NONE ? -ENOENT : -ENOTDIR;
-    fuse_reply_err(req, -rc);
+    if (pn.kind != N_ROOT) {
+        fuse_reply_err(req, pn.kind == N_NONE ? ENOENT : ENOTDIR);
+    } else if (!strcmp(name, ".cluster")) {
+        fuse_reply_err(req, ENOTDIR);
+    } else {
+        struct broker_change_req r = {.kind = BC_DELETE, .topic = name};
+        node_change(req, f, &r, CR_ERR, 0, ENOENT);
+    }
 }
 
 static void op_refuse(fuse_req_t req)
@@ -215,11 +252,8 @@ static int dir_add(fuse_req_t req, struct dirbuf *d, size_t max, const char *nam
     return 0;
 }
 
-static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-                       struct fuse_file_info *fi)
+static void readdir_reply(fuse_req_t req, struct fs *f, fuse_ino_t ino, size_t size, off_t off)
 {
-    (void)fi;
-    struct fs *f = req_fs(req);
     struct node n = node_resolve(f, ino);
     struct dirbuf d = {0};
     int full = 0;
@@ -262,6 +296,38 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     }
     fuse_reply_buf(req, d.p, d.size);
     free(d.p);
+}
+
+struct readdir_ctx {
+    fuse_req_t req;
+    struct fs *f;
+    fuse_ino_t ino;
+    size_t size;
+};
+
+static void readdir_synced(void *arg, int status)
+{
+    (void)status;
+    struct readdir_ctx *r = arg;
+    readdir_reply(r->req, r->f, r->ino, r->size, 0);
+    free(r);
+}
+
+/* A listing of the root from its start shows every topic the cluster had
+ * when it was asked for (ReadIndex of the metadata group). */
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                       struct fuse_file_info *fi)
+{
+    (void)fi;
+    struct fs *f = req_fs(req);
+    struct readdir_ctx *r;
+    if (off != 0 || ino != FUSE_ROOT_ID || !broker_config(f->b)->npeers ||
+        !(r = calloc(1, sizeof(*r)))) {
+        readdir_reply(req, f, ino, size, off);
+        return;
+    }
+    *r = (struct readdir_ctx){.req = req, .f = f, .ino = ino, .size = size};
+    broker_sync(f->b, NULL, readdir_synced, r);
 }
 
 /* Space cannot be reserved in a log, nor holes punched: the file's bytes

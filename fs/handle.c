@@ -109,6 +109,27 @@ static void fh_free(struct fs *f, struct fh *h)
     free(h);
 }
 
+static void open_reply(fuse_req_t req, struct fs *f, struct fh *h, struct fuse_file_info *fi)
+{
+    if (fuse_reply_open(req, fi) == -ENOENT)
+        fh_free(f, h); /* the opener was interrupted */
+}
+
+struct open_ctx {
+    fuse_req_t req;
+    struct fs *f;
+    struct fh *h;
+    struct fuse_file_info fi;
+};
+
+static void open_synced(void *arg, int status)
+{
+    (void)status; /* without a leader: what this node has */
+    struct open_ctx *o = arg;
+    open_reply(o->req, o->f, o->h, &o->fi);
+    free(o);
+}
+
 void handle_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct fs *f = req_fs(req);
@@ -152,8 +173,16 @@ void handle_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     fi->fh = (uint64_t)(uintptr_t)h;
     fi->direct_io = 1;
     fi->keep_cache = 0;
-    if (fuse_reply_open(req, fi) == -ENOENT)
-        fh_free(f, h); /* the opener was interrupted */
+    struct open_ctx *o;
+    if (h->kind == FH_STATUS || !broker_config(f->b)->npeers || !(o = malloc(sizeof(*o)))) {
+        open_reply(req, f, h, fi);
+        return;
+    }
+    /* In a cluster, an open shows at least what the partition's leader had
+     * committed (ReadIndex): a record written on one node is there when
+     * `cat` on another opens the file afterwards. */
+    *o = (struct open_ctx){.req = req, .f = f, .h = h, .fi = *fi};
+    broker_sync(f->b, h->p, open_synced, o);
 }
 
 static struct fh *fh_of(struct fuse_file_info *fi)

@@ -74,9 +74,22 @@ double node_ttl(const struct node *n);
 void node_reply_entry(fuse_req_t req, struct fs *f, const struct node *n, fuse_ino_t ino);
 /* Parses a partition file name: decimal, no leading zeros; -ENOENT. */
 int node_parse_part(const char *name, uint32_t *out);
-/* chmod/chown/chgrp (the to_set bits of attr) of the root or a topic. */
-int node_change_owner(fuse_req_t req, struct fs *f, const struct node *n, const struct stat *attr,
-                      int to_set);
+/* chmod/chown/chgrp (the to_set bits of attr) of the root or a topic:
+ * answered (reply_attr of ino) once the change is made. */
+void node_change_owner(fuse_req_t req, struct fs *f, const struct node *n, fuse_ino_t ino,
+                       const struct stat *attr, int to_set);
+
+/* How a change of the tree is answered once the broker made it. */
+enum change_reply {
+    CR_ERR,   /* fuse_reply_err(0) */
+    CR_ENTRY, /* the entry of topic `name` (mkdir) */
+    CR_ATTR,  /* the attributes of inode ino */
+};
+/* Submits r (broker_change) and answers req when it is made; never blocks
+ * the loop (in a cluster the answer comes once the metadata group applied
+ * it here).  enoent: the errno to answer for -ENOENT found at once. */
+void node_change(fuse_req_t req, struct fs *f, const struct broker_change_req *r,
+                 enum change_reply how, fuse_ino_t ino, int enoent);
 
 /* ------------------------------------------------------------ handle.c */
 

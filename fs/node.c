@@ -134,28 +134,94 @@ int node_parse_part(const char *name, uint32_t *out)
  * mounts without it: only root changes the owner, only the owner or root
  * changes the group (to one of the owner's groups: not checked here) or the
  * mode. */
-int node_change_owner(fuse_req_t req, struct fs *f, const struct node *n, const struct stat *attr,
-                      int to_set)
+struct change_ctx {
+    fuse_req_t req;
+    struct fs *f;
+    enum change_reply how;
+    fuse_ino_t ino;
+    int enoent;
+    char name[256];
+};
+
+static void change_done(void *arg, int status)
 {
-    if (n->kind != N_ROOT && n->kind != N_TOPIC)
-        return -EPERM;
+    struct change_ctx *c = arg;
+    if (status < 0) {
+        fuse_reply_err(c->req, status == -ENOENT ? c->enoent : -status);
+    } else if (c->how == CR_ERR) {
+        fuse_reply_err(c->req, 0);
+    } else if (c->how == CR_ENTRY) {
+        struct topic *t = topic_find(c->f->b, c->name);
+        if (!t) {
+            fuse_reply_err(c->req, ENOENT); /* deleted meanwhile */
+        } else {
+            struct node n = {.kind = N_TOPIC, .t = t};
+            node_reply_entry(c->req, c->f, &n, node_topic_ino(t));
+        }
+    } else {
+        struct node n = node_resolve(c->f, c->ino);
+        if (n.kind == N_NONE) {
+            fuse_reply_err(c->req, ENOENT);
+        } else {
+            struct stat st;
+            node_fill_attr(c->f, &n, c->ino, &st);
+            fuse_reply_attr(c->req, &st, node_ttl(&n));
+        }
+    }
+    free(c);
+}
+
+void node_change(fuse_req_t req, struct fs *f, const struct broker_change_req *r,
+                 enum change_reply how, fuse_ino_t ino, int enoent)
+{
+    struct change_ctx *c = calloc(1, sizeof(*c));
+    if (!c) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    c->req = req;
+    c->f = f;
+    c->how = how;
+    c->ino = ino;
+    c->enoent = enoent;
+    if (r->topic)
+        snprintf(c->name, sizeof(c->name), "%s", r->topic);
+    int rc = broker_change(f->b, r, change_done, c);
+    if (rc < 0) {
+        fuse_reply_err(req, rc == -ENOENT ? enoent : -rc);
+        free(c);
+    }
+}
+
+void node_change_owner(fuse_req_t req, struct fs *f, const struct node *n, fuse_ino_t ino,
+                       const struct stat *attr, int to_set)
+{
+    if (n->kind != N_ROOT && n->kind != N_TOPIC) {
+        fuse_reply_err(req, EPERM);
+        return;
+    }
     const struct fuse_ctx *ctx = fuse_req_ctx(req);
     struct mk_owner o = n->kind == N_ROOT ? *broker_root_owner(f->b) : *topic_owner(n->t);
     bool privileged = ctx->uid == 0;
+    bool ok = true;
     if (to_set & FUSE_SET_ATTR_UID) {
-        if (!privileged && attr->st_uid != o.uid)
-            return -EPERM;
+        ok = ok && (privileged || attr->st_uid == o.uid);
         o.uid = attr->st_uid;
     }
     if (to_set & FUSE_SET_ATTR_GID) {
-        if (!privileged && ctx->uid != o.uid && attr->st_gid != o.gid)
-            return -EPERM;
+        ok = ok && (privileged || ctx->uid == o.uid || attr->st_gid == o.gid);
         o.gid = attr->st_gid;
     }
     if (to_set & FUSE_SET_ATTR_MODE) {
-        if (!privileged && ctx->uid != o.uid)
-            return -EPERM;
+        ok = ok && (privileged || ctx->uid == o.uid);
         o.mode = attr->st_mode & 07777;
     }
-    return n->kind == N_ROOT ? broker_set_root_owner(f->b, &o) : topic_set_owner(f->b, n->t, &o);
+    if (!ok) {
+        fuse_reply_err(req, EPERM);
+        return;
+    }
+    struct broker_change_req r = {.kind = n->kind == N_ROOT ? BC_ROOT : BC_OWNER,
+                                  .topic = n->kind == N_TOPIC ? topic_name(n->t) : NULL,
+                                  .own = o};
+    node_change(req, f, &r, CR_ATTR, ino, ENOENT);
 }

@@ -15,7 +15,8 @@
 
 static const char *const part_attrs[] = {"user.offset.first",   "user.offset.next",
                                          "user.position.first", "user.leader",
-                                         "user.replicas",       "user.term"};
+                                         "user.replicas",       "user.isr",
+                                         "user.term"};
 #define NPART_ATTRS (sizeof(part_attrs) / sizeof(part_attrs[0]))
 
 static int part_attr(const struct part *p, const char *name, char *buf, size_t n)
@@ -29,9 +30,12 @@ static int part_attr(const struct part *p, const char *name, char *buf, size_t n
         v = pi.next_off;
     else if (!strcmp(name, "user.position.first"))
         v = pi.first_pos;
-    else if (!strcmp(name, "user.leader") || !strcmp(name, "user.replicas"))
+    else if (!strcmp(name, "user.leader"))
         v = pi.leader;
-    else if (!strcmp(name, "user.term"))
+    else if (!strcmp(name, "user.replicas") || !strcmp(name, "user.isr")) {
+        part_list(p, name[5], buf, n);
+        return 0;
+    } else if (!strcmp(name, "user.term"))
         v = pi.term;
     else
         return -ENODATA;
@@ -132,7 +136,10 @@ void xattr_set(fuse_req_t req, fuse_ino_t ino, const char *name, const char *val
         val[size] = '\0';
         if (size && val[size - 1] == '\n') /* setfattr -v "$(echo 5)" style */
             val[size - 1] = '\0';
-        rc = topic_set(f->b, n.t, name + 5, val);
+        struct broker_change_req r = {
+            .kind = BC_SET, .topic = topic_name(n.t), .key = name + 5, .value = val};
+        node_change(req, f, &r, CR_ERR, 0, ENODATA);
+        return;
     }
     fuse_reply_err(req, -rc);
 }
@@ -145,9 +152,9 @@ void xattr_remove(fuse_req_t req, fuse_ino_t ino, const char *name)
     if (n.kind != N_TOPIC || strncmp(name, "user.", 5) != 0) {
         rc = change_refused(&n, name, -ENODATA);
     } else {
-        rc = topic_unset(f->b, n.t, name + 5);
-        if (rc == -ENOENT)
-            rc = -ENODATA;
+        struct broker_change_req r = {.kind = BC_UNSET, .topic = topic_name(n.t), .key = name + 5};
+        node_change(req, f, &r, CR_ERR, 0, ENODATA);
+        return;
     }
     fuse_reply_err(req, -rc);
 }

@@ -90,6 +90,7 @@ struct raft {
     uint64_t transferee;
     unsigned transfer_elapsed;
     bool bcast; /* new entries to push out at the next Ready */
+    bool commit_bcast; /* the commit index moved: tell the followers at once */
 
     /* follower: acknowledgements (only of durable entries) */
     uint64_t ack_limit; /* highest index known to match this term's leader */
@@ -709,6 +710,7 @@ static void maybe_commit(struct raft *r)
     if (rlog_term0(&r->log, c) != r->term) /* MUTANT:commit_term */
         return;
     r->commit = c;
+    r->commit_bcast = true; /* followers learn it now, not at the next tick */
     /* A leader that removed itself leaves once the removal commits. */
     if (cur_conf_index(r) <= r->commit && raft_conf_find(cur_conf(r), r->id) < 0)
         become_follower(r, r->term, 0);
@@ -751,6 +753,7 @@ static void leader_append_resp(struct raft *r, const struct raft_msg *m)
         return;
     }
     bool progressed = m->index > pr->match;
+    uint64_t old_match = pr->match;
     if (progressed) {
         pr->match = m->index;
         pr->stall = 0;
@@ -769,6 +772,13 @@ static void leader_append_resp(struct raft *r, const struct raft_msg *m)
         maybe_commit(r);
     if (r->role != RAFT_LEADER)
         return;
+    /* Entries committed before this follower had them: it learns so now
+     * (a commit that moved just now is told to every follower anyway). */
+    if (progressed && !r->commit_bcast && old_match < r->commit) {
+        struct out_msg *o = queue_msg(r, RAFT_MSG_HEARTBEAT, pr->id);
+        if (o)
+            o->m.commit = min64(pr->match, r->commit);
+    }
     if (r->transferee == pr->id && pr->match == last_index(r))
         send_simple(r, RAFT_MSG_TIMEOUT_NOW, pr->id, r->term, false);
     send_append(r, pr);
@@ -1251,7 +1261,8 @@ bool raft_has_ready(struct raft *r)
 {
     return r->hs_term != r->term || r->hs_vote != r->vote || r->reset_ready ||
            r->handed < last_index(r) || r->n_out > 0 || r->role_changed ||
-           (r->bcast && r->role == RAFT_LEADER) || apply_hi(r) > r->applied;
+           ((r->bcast || r->commit_bcast) && r->role == RAFT_LEADER) ||
+           apply_hi(r) > r->applied;
 }
 
 /* Resolve a queued SNAPSHOT against the storage as it is now. */
@@ -1275,7 +1286,10 @@ int raft_ready(struct raft *r, struct raft_ready *rd)
     assert(!r->in_ready);
     if (r->bcast && r->role == RAFT_LEADER)
         bcast_append(r);
+    if (r->commit_bcast && r->role == RAFT_LEADER)
+        bcast_heartbeat(r);
     r->bcast = false;
+    r->commit_bcast = false;
     memset(rd, 0, sizeof(*rd));
     r->in_ready = true;
     if (r->hs_term != r->term || r->hs_vote != r->vote) {

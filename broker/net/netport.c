@@ -279,6 +279,15 @@ int netport_send_raft(struct netport *np, uint32_t to, uint64_t group, const str
     return rc < 0 ? rc : send_frame(p->conn);
 }
 
+int netport_send_call(struct netport *np, uint32_t to, const struct wire_call *call)
+{
+    struct peer *p = peer_by_id(np, to);
+    if (!p || !p->conn || p->conn->state != C_UP)
+        return -ENOTCONN;
+    int rc = wire_call_encode(&np->wb, call);
+    return rc < 0 ? rc : send_frame(p->conn);
+}
+
 bool netport_connected(const struct netport *np, uint32_t id)
 {
     for (size_t i = 0; i < np->npeers; i++)
@@ -447,6 +456,20 @@ static void dispatch(struct conn *c)
         else
             np->unroutable++;
         free(es);
+        return;
+    }
+    case WIRE_CALL: {
+        struct wire_call call;
+        rc = wire_call_decode(body, len, &call);
+        if (rc == -ENOMEM)
+            return; /* dropped: the caller's timeout retries */
+        if (rc < 0)
+            goto bad;
+        if (np->ops.call)
+            np->ops.call(np->ops.ctx, p->cfg.id, &call);
+        else
+            np->unroutable++;
+        wire_call_free(&call);
         return;
     }
     default:

@@ -30,6 +30,7 @@
 #define MK_NETPORT_H
 
 #include "broker/config.h"
+#include "broker/net/wire.h"
 #include "raft/raft.h"
 
 #include <stdbool.h>
@@ -47,6 +48,9 @@ struct netport_ops {
      * borrowed for the call only.  May be NULL (messages are then counted
      * as unroutable). */
     void (*raft)(void *ctx, uint32_t from, uint64_t group, const struct raft_msg *m);
+    /* A CALL frame (wire.h) from peer `from`, decoded; c and its data are
+     * borrowed for the call only.  May be NULL (counted as unroutable). */
+    void (*call)(void *ctx, uint32_t from, const struct wire_call *c);
     /* A peer's connection came up (handshake done) or went down.  May be
      * NULL. */
     void (*peer)(void *ctx, uint32_t id, bool up);
@@ -62,6 +66,9 @@ int netport_open(struct netport **out, uv_loop_t *loop, const struct mk_config *
  * -ENOBUFS when its queue is full (the message is dropped and counted),
  * -EMSGSIZE when it does not fit a frame. */
 int netport_send_raft(struct netport *np, uint32_t to, uint64_t group, const struct raft_msg *m);
+
+/* Queues a CALL to peer `to` (same errors as netport_send_raft). */
+int netport_send_call(struct netport *np, uint32_t to, const struct wire_call *c);
 
 /* Whether peer id is connected now. */
 bool netport_connected(const struct netport *np, uint32_t id);

@@ -371,3 +371,173 @@ bad:
     free(es);
     return -EBADMSG;
 }
+
+/* ---------------------------------------------------------------- calls */
+
+int wire_call_encode(struct wire_buf *b, const struct wire_call *c)
+{
+    wire_begin(b, WIRE_CALL);
+    wire_put_u8(b, c->kind);
+    wire_put_u64(b, c->req);
+    switch (c->kind) {
+    case WIRE_META_REQ:
+        wire_put_u32(b, (uint32_t)c->data_len);
+        wire_put_bytes(b, c->data, c->data_len);
+        break;
+    case WIRE_META_RESP:
+        wire_put_u32(b, (uint32_t)c->status);
+        wire_put_u64(b, c->off);
+        wire_put_u32(b, c->leader);
+        break;
+    case WIRE_WRITE_REQ:
+        wire_put_u64(b, c->group);
+        wire_put_u64(b, c->producer);
+        wire_put_u64(b, c->seq);
+        wire_put_u32(b, c->n);
+        for (uint32_t i = 0; i < c->n; i++)
+            wire_put_u32(b, c->lens[i]);
+        wire_put_bytes(b, c->data, c->data_len);
+        break;
+    case WIRE_WRITE_RESP:
+        wire_put_u64(b, c->group);
+        wire_put_u32(b, (uint32_t)c->status);
+        wire_put_u64(b, c->off);
+        wire_put_u64(b, c->term);
+        wire_put_u32(b, c->leader);
+        break;
+    case WIRE_QUIESCE:
+        wire_put_u64(b, c->group);
+        wire_put_u64(b, c->term);
+        wire_put_u64(b, c->commit);
+        wire_put_u32(b, c->size);
+        break;
+    case WIRE_READ_REQ:
+        wire_put_u64(b, c->group);
+        wire_put_u64(b, c->off);
+        wire_put_u32(b, c->size);
+        break;
+    case WIRE_READ_RESP:
+        wire_put_u64(b, c->group);
+        wire_put_u32(b, (uint32_t)c->status);
+        wire_put_u64(b, c->off);
+        wire_put_bytes(b, c->data, c->data_len);
+        break;
+    case WIRE_SYNC_REQ:
+        wire_put_u64(b, c->group);
+        break;
+    case WIRE_SYNC_RESP:
+        wire_put_u64(b, c->group);
+        wire_put_u32(b, (uint32_t)c->status);
+        wire_put_u64(b, c->off);
+        break;
+    default:
+        b->failed = true;
+        return -EINVAL;
+    }
+    return wire_end(b);
+}
+
+void wire_call_free(struct wire_call *c)
+{
+    free(c->lens);
+    c->lens = NULL;
+}
+
+int wire_call_decode(const uint8_t *body, size_t len, struct wire_call *c)
+{
+    struct wire_rd r;
+    memset(c, 0, sizeof(*c));
+    wire_rd_init(&r, body, len);
+    c->kind = wire_get_u8(&r);
+    c->req = wire_get_u64(&r);
+    switch (c->kind) {
+    case WIRE_META_REQ: {
+        uint32_t n = wire_get_u32(&r);
+        if (r.bad || n == 0 || n > r.left)
+            return -EBADMSG;
+        c->data = wire_get_bytes(&r, n);
+        c->data_len = n;
+        break;
+    }
+    case WIRE_META_RESP:
+        c->status = (int32_t)wire_get_u32(&r);
+        c->off = wire_get_u64(&r);
+        c->leader = wire_get_u32(&r);
+        break;
+    case WIRE_WRITE_REQ: {
+        c->group = wire_get_u64(&r);
+        c->producer = wire_get_u64(&r);
+        c->seq = wire_get_u64(&r);
+        c->n = wire_get_u32(&r);
+        /* Every record has a length (4 bytes) and at least one byte. */
+        if (r.bad || c->n == 0 || c->n > r.left / 5)
+            return -EBADMSG;
+        c->lens = malloc((size_t)c->n * sizeof(*c->lens));
+        if (!c->lens)
+            return -ENOMEM;
+        uint64_t sum = 0;
+        for (uint32_t i = 0; i < c->n; i++) {
+            c->lens[i] = wire_get_u32(&r);
+            if (c->lens[i] == 0)
+                r.bad = true;
+            sum += c->lens[i];
+        }
+        if (r.bad || sum != r.left) {
+            wire_call_free(c);
+            return -EBADMSG;
+        }
+        c->data_len = r.left;
+        c->data = wire_get_bytes(&r, r.left);
+        break;
+    }
+    case WIRE_WRITE_RESP:
+        c->group = wire_get_u64(&r);
+        c->status = (int32_t)wire_get_u32(&r);
+        c->off = wire_get_u64(&r);
+        c->term = wire_get_u64(&r);
+        c->leader = wire_get_u32(&r);
+        break;
+    case WIRE_QUIESCE:
+        c->group = wire_get_u64(&r);
+        c->term = wire_get_u64(&r);
+        c->commit = wire_get_u64(&r);
+        c->size = wire_get_u32(&r);
+        break;
+    case WIRE_READ_REQ:
+        c->group = wire_get_u64(&r);
+        c->off = wire_get_u64(&r);
+        c->size = wire_get_u32(&r);
+        if (c->size > WIRE_READ_MAX)
+            r.bad = true;
+        break;
+    case WIRE_READ_RESP:
+        c->group = wire_get_u64(&r);
+        c->status = (int32_t)wire_get_u32(&r);
+        c->off = wire_get_u64(&r);
+        if (r.left > WIRE_READ_MAX)
+            r.bad = true;
+        c->data_len = r.left;
+        c->data = r.left ? wire_get_bytes(&r, r.left) : NULL;
+        break;
+    case WIRE_SYNC_REQ:
+        c->group = wire_get_u64(&r);
+        break;
+    case WIRE_SYNC_RESP:
+        c->group = wire_get_u64(&r);
+        c->status = (int32_t)wire_get_u32(&r);
+        c->off = wire_get_u64(&r);
+        break;
+    default:
+        return -EBADMSG;
+    }
+    /* Statuses are 0 or a negative errno. */
+    if ((c->kind == WIRE_META_RESP || c->kind == WIRE_WRITE_RESP || c->kind == WIRE_READ_RESP ||
+         c->kind == WIRE_SYNC_RESP) &&
+        (c->status > 0 || c->status < -4095))
+        r.bad = true;
+    if (!wire_rd_done(&r)) {
+        wire_call_free(c);
+        return -EBADMSG;
+    }
+    return 0;
+}

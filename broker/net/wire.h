@@ -33,6 +33,25 @@
  *                        type u8, len u32, bytes;
  *                        snapshot (SNAPSHOT only): conf_n u8 (<= 16),
  *                        servers: id u64, voter u8; data len u32, bytes
+ *   CALL               a request between brokers or its answer:
+ *                        kind u8 (enum wire_call_kind), req u64, then
+ *                        META_REQ    line (u32 len, bytes): a metadata record
+ *                        META_RESP   status i32, off u64, leader u32
+ *                        WRITE_REQ   group u64, producer u64, seq u64,
+ *                                    n u32 (>= 1), lens n x u32 (each >= 1),
+ *                                    then the records' bytes (the sum of
+ *                                    lens: exactly what is left)
+ *                        WRITE_RESP  group u64, status i32, off u64, term u64,
+ *                                    leader u32
+ *                        QUIESCE     group u64, term u64, commit u64, isr u32
+ *                                    (bit i: replica i of the group in sync)
+ *                        READ_REQ    group u64, pos u64, size u32
+ *                        READ_RESP   group u64, status i32, end u64, then
+ *                                    the bytes
+ *                        SYNC_REQ    group u64 (0: the metadata group)
+ *                        SYNC_RESP   group u64, status i32, off u64: the
+ *                                    leader's commit offset (ReadIndex)
+ *                                    (what is left, at most READ_MAX)
  */
 #ifndef MK_WIRE_H
 #define MK_WIRE_H
@@ -56,6 +75,7 @@ enum wire_type {
     WIRE_PING = 4,
     WIRE_PONG = 5,
     WIRE_RAFT = 6,
+    WIRE_CALL = 7,
     WIRE_NTYPES
 };
 
@@ -153,5 +173,42 @@ int wire_ping_decode(const uint8_t *body, size_t len, struct wire_ping *p);
 int wire_raft_encode(struct wire_buf *b, uint64_t group, const struct raft_msg *m);
 int wire_raft_decode(const uint8_t *body, size_t len, size_t max_entries, uint64_t *group,
                      struct raft_msg *m, struct raft_entry **entries);
+
+/* ---- calls between brokers (CALL frames) -------------------------------- */
+
+enum wire_call_kind {
+    WIRE_META_REQ = 1,
+    WIRE_META_RESP,
+    WIRE_WRITE_REQ,
+    WIRE_WRITE_RESP,
+    WIRE_QUIESCE,
+    WIRE_READ_REQ,
+    WIRE_READ_RESP,
+    WIRE_SYNC_REQ,
+    WIRE_SYNC_RESP,
+    WIRE_NCALLS
+};
+
+#define WIRE_READ_MAX (1u << 20)
+
+/* One call.  Which fields are meaningful depends on kind (see BODIES);
+ * decoding borrows data from the body and mallocs lens (the caller frees
+ * it: wire_call_free). */
+struct wire_call {
+    uint8_t kind;
+    uint64_t req;
+    int32_t status;
+    uint32_t leader;
+    uint64_t group, producer, seq, off, term, commit;
+    uint32_t size;
+    uint32_t n;
+    uint32_t *lens;
+    const uint8_t *data;
+    size_t data_len;
+};
+
+int wire_call_encode(struct wire_buf *b, const struct wire_call *c);
+int wire_call_decode(const uint8_t *body, size_t len, struct wire_call *c);
+void wire_call_free(struct wire_call *c);
 
 #endif

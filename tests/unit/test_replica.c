@@ -202,7 +202,7 @@ static void propose(int lead, int from, int n)
     struct iovec iov = {buf, at};
     uint64_t first, term;
     cr_assert_eq(
-        replica_propose(reps[lead].r, &iov, 1, lens, (size_t)n, 1000 + from, &first, &term), 0);
+        replica_propose(reps[lead].r, &iov, 1, lens, (size_t)n, 1000 + from, NULL, &first, &term), 0);
 }
 
 /* The committed bytes of replica id, as its partition file shows them. */

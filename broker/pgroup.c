@@ -1,0 +1,817 @@
+/*
+ * pgroup — see pgroup.h.
+ *
+ * A WRITE'S LIFE (struct pwrite, FIFO per partition)
+ *   WAIT    no leader known or reachable: tried again at every tick
+ *   SENT    forwarded to the leader in a WRITE_REQ; its answer places it
+ *   PLACED  its records are at offsets below end_off, the last in term
+ *           `term`: done once the commit point here passes end_off with
+ *           that term still there (on a node without a replica: once the
+ *           leader answered, which it does after the commit)
+ *   A write neither done nor answered after RESEND_MS is sent again: the
+ *   producer sequence makes that safe.  At its deadline
+ *   (request.timeout.ms) it fails with ETIMEDOUT.
+ *
+ * THE PRODUCER TABLE (leader side of the sequence check)
+ *   Per producer, the last sequence written to the local log and where:
+ *   every record with side data passes through `appended` when it is
+ *   written (proposed here, or received from a leader), the latest write
+ *   winning.  An entry is trusted only while the log still holds that
+ *   offset in that term; otherwise (a truncation, a restart) the tail of
+ *   the log is searched for the producer's last record, at most SCAN_MAX
+ *   records back.
+ */
+#include "broker/cluster.h"
+#include "broker/internal.h"
+#include "broker/log.h"
+#include "broker/pgroup.h"
+#include "broker/replica.h"
+#include "broker/sysio.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RESEND_MS  1000
+#define PROD_MAX   16
+#define SCAN_MAX   65536
+#define IDLE_TICKS 10 /* idle ticks before a leader quiesces */
+
+enum pw_state { PW_WAIT, PW_SENT, PW_PLACED };
+
+struct pwrite {
+    struct pgroup *g;
+    uint8_t *data;
+    size_t len;
+    uint32_t *lens;
+    uint32_t n;
+    uint64_t seq; /* of the first record */
+    uint64_t req; /* of the last WRITE_REQ */
+    enum pw_state state;
+    int64_t sent_ms, deadline_ms;
+    uint64_t end_off, term;
+    int fail; /* the leader here cannot store it: fails at the next tick */
+    part_done_cb cb;
+    void *arg;
+    struct pwrite *next;
+};
+
+/* A forwarded write this leader placed, answered after its commit. */
+struct fwd_in {
+    uint32_t from;
+    uint64_t req, end_off, term;
+    struct fwd_in *next;
+};
+
+struct producer {
+    uint64_t id, seq, off, term;
+    int64_t used_ms;
+};
+
+struct pgroup {
+    struct cluster *c;
+    struct part *p;
+    uint64_t id;
+    struct replica *rep; /* with a local replica */
+    uint32_t replicas[MK_MAX_PEERS];
+    uint32_t nrep;
+    uint32_t self;
+    uint32_t leader_hint; /* without a replica: the leader last heard of */
+    uint64_t next_seq;
+    struct pwrite *wh, *wt;
+    struct fwd_in *fh;
+    struct producer prod[PROD_MAX];
+    bool quiet;
+    unsigned idle;
+    uint32_t isr_mask; /* as the leader last said (QUIESCE) */
+    bool was_leader;
+    bool settling, unsettled;
+    uint64_t saved_commit;
+    unsigned try_rr; /* without a replica and a hint: whom to ask */
+};
+
+static void settle(struct pgroup *g);
+
+/* ------------------------------------------------------------ producer table */
+
+static struct producer *prod_slot(struct pgroup *g, uint64_t id, bool make)
+{
+    struct producer *old = &g->prod[0];
+    for (int i = 0; i < PROD_MAX; i++) {
+        if (g->prod[i].id == id)
+            return &g->prod[i];
+        if (g->prod[i].used_ms < old->used_ms)
+            old = &g->prod[i];
+    }
+    if (!make)
+        return NULL;
+    memset(old, 0, sizeof(*old));
+    old->id = id;
+    return old;
+}
+
+static void on_appended(void *ctx, uint64_t off, uint64_t term, const uint8_t *aux, uint32_t alen)
+{
+    struct pgroup *g = ctx;
+    uint64_t id, seq;
+    if (replica_aux_producer(aux, alen, &id, &seq) < 0)
+        return;
+    struct producer *pr = prod_slot(g, id, true);
+    pr->seq = seq;
+    pr->off = off;
+    pr->term = term;
+    pr->used_ms = sys_now_ms();
+}
+
+/* The last record of producer id in the local log: its sequence, offset and
+ * term.  false when none is known. */
+static bool prod_lookup(struct pgroup *g, uint64_t id, uint64_t *seq, uint64_t *off,
+                        uint64_t *term)
+{
+    struct plog *l = &g->p->log;
+    struct producer *pr = prod_slot(g, id, false);
+    if (pr && pr->seq && pr->off >= plog_first_off(l) && pr->off < plog_next_off(l) &&
+        plog_term_at(l, pr->off) == pr->term) {
+        *seq = pr->seq;
+        *off = pr->off;
+        *term = pr->term;
+        pr->used_ms = sys_now_ms();
+        return true;
+    }
+    if (pr && !pr->seq)
+        return false; /* searched before and found none */
+    /* Not known, or cut off: search the tail. */
+    uint64_t lo = plog_first_off(l), hi = plog_next_off(l);
+    if (hi - lo > SCAN_MAX)
+        lo = hi - SCAN_MAX;
+    uint8_t buf[512];
+    for (uint64_t o = hi; o > lo; o--) {
+        struct seg_entry e;
+        uint64_t pid, s;
+        if (plog_entry(l, o - 1, &e) < 0 || !e.aux_len || e.aux_len > sizeof(buf) ||
+            plog_read_aux(l, o - 1, &e, buf) < 0 || replica_aux_producer(buf, e.aux_len, &pid, &s))
+            continue;
+        if (pid != id)
+            continue;
+        pr = prod_slot(g, id, true);
+        pr->seq = s;
+        pr->off = o - 1;
+        pr->term = plog_term_at(l, o - 1);
+        pr->used_ms = sys_now_ms();
+        *seq = pr->seq;
+        *off = pr->off;
+        *term = pr->term;
+        return true;
+    }
+    pr = prod_slot(g, id, true);
+    pr->used_ms = sys_now_ms(); /* seq 0: none */
+    return false;
+}
+
+/* ------------------------------------------------------------ placing records */
+
+static bool is_leader(const struct pgroup *g)
+{
+    return g->rep && raft_role(replica_raft(g->rep)) == RAFT_LEADER;
+}
+
+static uint32_t leader_of(const struct pgroup *g)
+{
+    if (g->rep)
+        return (uint32_t)raft_leader(replica_raft(g->rep));
+    return g->leader_hint;
+}
+
+static void wake(struct pgroup *g)
+{
+    g->quiet = false;
+    g->idle = 0;
+}
+
+/* At the leader: puts records [0, n) of producer prod (sequences seq ...)
+ * in the log unless they are there already.  *end_off, *term: where the
+ * last one is (end_off - 1) and its term. */
+static int place(struct pgroup *g, uint64_t prod, uint64_t seq, uint32_t n, const uint32_t *lens,
+                 const uint8_t *data, uint64_t *end_off, uint64_t *term)
+{
+    if (!is_leader(g))
+        return RAFT_ENOTLEADER;
+    uint64_t last, off, t;
+    uint32_t skip = 0;
+    const uint8_t *at = data;
+    if (prod_lookup(g, prod, &last, &off, &t) && last >= seq) {
+        if (last - seq >= n - 1) {
+            /* All there: at or before the producer's last record. */
+            *end_off = off + 1;
+            *term = t;
+            return 0;
+        }
+        skip = (uint32_t)(last - seq + 1);
+        for (uint32_t i = 0; i < skip; i++)
+            at += lens[i];
+    }
+    size_t bytes = 0;
+    for (uint32_t i = skip; i < n; i++)
+        bytes += lens[i];
+    struct iovec iov = {(void *)at, bytes};
+    struct replica_producer rp = {.id = prod, .seq = seq + skip};
+    uint64_t first;
+    struct part *p = g->p;
+    int64_t now = sys_now_ms();
+    int64_t ts = now > plog_active(&p->log)->last_ts ? now : plog_active(&p->log)->last_ts;
+    int rc = replica_propose(g->rep, &iov, 1, lens + skip, n - skip, ts, &rp, &first, term);
+    if (rc < 0)
+        return rc;
+    *end_off = first + (n - skip);
+    return 0;
+}
+
+/* ------------------------------------------------------------ this node's writes */
+
+static void pw_unlink(struct pgroup *g, struct pwrite *w)
+{
+    struct pwrite **at = &g->wh, *prev = NULL;
+    while (*at && *at != w) {
+        prev = *at;
+        at = &(*at)->next;
+    }
+    if (!*at)
+        return;
+    *at = w->next;
+    if (g->wt == w)
+        g->wt = prev;
+}
+
+static void pw_finish(struct pgroup *g, struct pwrite *w, int status)
+{
+    pw_unlink(g, w);
+    w->cb(w->arg, status);
+    free(w->data);
+    free(w->lens);
+    free(w);
+}
+
+static void pw_try(struct pgroup *g, struct pwrite *w, int64_t now)
+{
+    w->sent_ms = now;
+    if (is_leader(g)) {
+        int rc = place(g, cluster_producer(g->c), w->seq, w->n, w->lens, w->data, &w->end_off,
+                       &w->term);
+        if (rc == 0) {
+            w->state = PW_PLACED;
+            return;
+        }
+        if (rc != RAFT_ENOTLEADER && rc != -EBUSY) {
+            w->state = PW_WAIT;
+            w->fail = rc;
+            w->deadline_ms = now;
+            mk_log(MK_WARN, "%s: proposing: %s", g->p->log.dir, strerror(-rc));
+            return;
+        }
+    }
+    uint32_t to = leader_of(g);
+    if (!g->rep && (!to || to == g->self)) {
+        to = g->replicas[g->try_rr++ % g->nrep]; /* it knows the leader */
+    }
+    if (!to || to == g->self || !cluster_connected(g->c, to)) {
+        w->state = PW_WAIT;
+        return;
+    }
+    w->req = cluster_next_req(g->c);
+    struct wire_call call = {.kind = WIRE_WRITE_REQ,
+                             .req = w->req,
+                             .group = g->id,
+                             .producer = cluster_producer(g->c),
+                             .seq = w->seq,
+                             .n = w->n,
+                             .lens = w->lens,
+                             .data = w->data,
+                             .data_len = w->len};
+    w->state = cluster_send_call(g->c, to, &call) == 0 ? PW_SENT : PW_WAIT;
+}
+
+int pgroup_append(struct part *p, const struct iovec *iov, int iovcnt, const uint32_t *lens,
+                  size_t n, part_done_cb cb, void *arg)
+{
+    struct pgroup *g = p->g;
+    if (!p->t || !g)
+        return -ESTALE;
+    if (n == 0) {
+        cb(arg, 0);
+        return 0;
+    }
+    if (n > UINT32_MAX / 2)
+        return -EINVAL;
+    struct pwrite *w = calloc(1, sizeof(*w));
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++)
+        len += lens[i];
+    if (!w || !(w->data = malloc(len)) || !(w->lens = malloc(n * sizeof(*lens)))) {
+        if (w)
+            free(w->data);
+        free(w);
+        return -ENOMEM;
+    }
+    size_t at = 0;
+    for (int i = 0; i < iovcnt && at < len; i++) {
+        size_t k = iov[i].iov_len < len - at ? iov[i].iov_len : len - at;
+        memcpy(w->data + at, iov[i].iov_base, k);
+        at += k;
+    }
+    memcpy(w->lens, lens, n * sizeof(*lens));
+    w->g = g;
+    w->len = len;
+    w->n = (uint32_t)n;
+    w->seq = g->next_seq;
+    g->next_seq += n;
+    w->cb = cb;
+    w->arg = arg;
+    int64_t now = sys_now_ms();
+    w->deadline_ms = now + p->b->cfg.request_timeout_ms;
+    if (g->wt)
+        g->wt->next = w;
+    else
+        g->wh = w;
+    g->wt = w;
+    wake(g);
+    pw_try(g, w, now);
+    settle(g);
+    return 0;
+}
+
+/* ------------------------------------------------------------ commits */
+
+static void answer_fwd(struct pgroup *g, struct fwd_in *f, int status)
+{
+    struct wire_call call = {.kind = WIRE_WRITE_RESP,
+                             .req = f->req,
+                             .group = g->id,
+                             .status = status,
+                             .off = f->end_off,
+                             .term = f->term,
+                             .leader = leader_of(g)};
+    cluster_send_call(g->c, f->from, &call); /* lost: the sender asks again */
+}
+
+/* What the commit point (or a leader change) decided, outside the
+ * replica's processing (answers may propose again). */
+static void settle(struct pgroup *g)
+{
+    if (g->settling) {
+        g->unsettled = true;
+        return;
+    }
+    g->settling = true;
+    struct part *p = g->p;
+    do {
+        g->unsettled = false;
+        bool leader = is_leader(g);
+        /* Forwarded writes this node placed as leader. */
+        for (struct fwd_in **at = &g->fh; *at;) {
+            struct fwd_in *f = *at;
+            int st = 1;
+            if (p->commit_off >= f->end_off)
+                st = plog_term_at(&p->log, f->end_off - 1) == f->term ? 0 : RAFT_ENOTLEADER;
+            else if (!leader)
+                st = RAFT_ENOTLEADER; /* ask the new leader */
+            if (st == 1) {
+                at = &f->next;
+                continue;
+            }
+            *at = f->next;
+            answer_fwd(g, f, st);
+            free(f);
+        }
+        if (!g->rep)
+            break;
+        /* This node's writes, once committed here. */
+        for (struct pwrite *w = g->wh; w;) {
+            struct pwrite *next = w->next;
+            if (w->state == PW_PLACED && p->commit_off >= w->end_off) {
+                if (plog_term_at(&p->log, w->end_off - 1) == w->term) {
+                    pw_finish(g, w, 0);
+                    next = g->wh; /* the callback may have changed the list */
+                } else {
+                    pw_try(g, w, sys_now_ms()); /* cut off by a new leader */
+                }
+            }
+            w = next;
+        }
+    } while (g->unsettled);
+    g->settling = false;
+}
+
+static void on_committed(void *ctx, uint64_t off, uint64_t pos)
+{
+    struct pgroup *g = ctx;
+    struct part *p = g->p;
+    if (off > p->commit_off || pos > p->commit_pos) {
+        p->commit_off = off;
+        p->commit_pos = pos;
+        p->mtime_ms = sys_now_ms();
+    }
+    g->unsettled = true; /* settled after the replica call returns */
+}
+
+static void on_send(void *ctx, uint64_t to, const struct raft_msg *m)
+{
+    struct pgroup *g = ctx;
+    if (to <= UINT32_MAX)
+        cluster_send_raft(g->c, (uint32_t)to, g->id, m);
+}
+
+/* After every call into the replica: the role, the commit, the answers. */
+static void after_replica(struct pgroup *g)
+{
+    struct raft *r = replica_raft(g->rep);
+    bool leader = raft_role(r) == RAFT_LEADER;
+    g->p->term = raft_term(r);
+    if (g->was_leader != leader) {
+        g->was_leader = leader;
+        g->unsettled = true;
+    }
+    if (g->unsettled)
+        settle(g);
+}
+
+/* ------------------------------------------------------------ from the cluster */
+
+void pgroup_step(struct pgroup *g, uint32_t from, const struct raft_msg *m)
+{
+    (void)from;
+    if (!g->rep)
+        return;
+    /* A quiet leader stays quiet for the answers to its last heartbeats;
+     * anything else wakes the group. */
+    bool answer = m->type == RAFT_MSG_HEARTBEAT_RESP || (m->type == RAFT_MSG_APPEND_RESP && !m->reject);
+    if (g->quiet && !(answer && is_leader(g)))
+        wake(g);
+    int rc = replica_step(g->rep, m);
+    if (rc < 0 && rc != RAFT_ENOTLEADER)
+        mk_log(MK_WARN, "%s: message from node %" PRIu32 " refused: %s", g->p->log.dir, from,
+               strerror(-rc));
+    after_replica(g);
+}
+
+static bool records_ok(const struct part *p, const struct wire_call *w)
+{
+    const uint8_t *at = w->data;
+    uint32_t max = p->b->cfg.message_max_bytes + 1;
+    for (uint32_t i = 0; i < w->n; i++) {
+        if (w->lens[i] > max || at[w->lens[i] - 1] != '\n')
+            return false;
+        at += w->lens[i];
+    }
+    return true;
+}
+
+static void on_write_req(struct pgroup *g, uint32_t from, const struct wire_call *w)
+{
+    struct wire_call resp = {.kind = WIRE_WRITE_RESP, .req = w->req, .group = g->id};
+    uint64_t end_off = 0, term = 0;
+    int rc;
+    if (!g->p->t)
+        rc = -ESTALE;
+    else if (!records_ok(g->p, w))
+        rc = -EINVAL;
+    else
+        rc = place(g, w->producer, w->seq, w->n, w->lens, w->data, &end_off, &term);
+    if (rc == 0) {
+        struct fwd_in *f = calloc(1, sizeof(*f));
+        if (f) {
+            *f = (struct fwd_in){.from = from, .req = w->req, .end_off = end_off, .term = term};
+            f->next = g->fh;
+            g->fh = f;
+            g->unsettled = true;
+            after_replica(g);
+            return;
+        }
+        return; /* not answered: it is placed, the resend finds it */
+    }
+    resp.status = rc == -EBUSY ? RAFT_ENOTLEADER : rc;
+    resp.leader = leader_of(g);
+    cluster_send_call(g->c, from, &resp);
+    if (g->rep)
+        after_replica(g);
+}
+
+static void on_write_resp(struct pgroup *g, uint32_t from, const struct wire_call *w)
+{
+    struct pwrite *x = g->wh;
+    while (x && !(x->state == PW_SENT && x->req == w->req))
+        x = x->next;
+    if (!x)
+        return; /* answered already, or given up */
+    if (w->status == 0) {
+        x->state = PW_PLACED;
+        x->end_off = w->off;
+        x->term = w->term;
+        if (!g->rep)
+            pw_finish(g, x, 0); /* the leader answers after the commit */
+        else
+            settle(g);
+        return;
+    }
+    if (w->status == RAFT_ENOTLEADER) {
+        if (!g->rep && w->leader && w->leader != from)
+            g->leader_hint = w->leader;
+        x->state = PW_WAIT; /* tried again at the next tick */
+        if (!g->rep && w->leader && w->leader != from)
+            pw_try(g, x, sys_now_ms());
+        return;
+    }
+    pw_finish(g, x, w->status);
+}
+
+void pgroup_call(struct pgroup *g, uint32_t from, const struct wire_call *w)
+{
+    switch (w->kind) {
+    case WIRE_WRITE_REQ:
+        wake(g);
+        on_write_req(g, from, w);
+        break;
+    case WIRE_WRITE_RESP:
+        on_write_resp(g, from, w);
+        break;
+    case WIRE_QUIESCE:
+        if (g->rep) {
+            struct raft *r = replica_raft(g->rep);
+            if (raft_role(r) == RAFT_FOLLOWER && raft_leader(r) == from &&
+                raft_term(r) == w->term && raft_commit(r) == w->commit &&
+                raft_last_index(r) == w->commit && !g->wh) {
+                g->quiet = true;
+                g->isr_mask = w->size;
+            }
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+void pgroup_peer(struct pgroup *g, uint32_t id, bool up)
+{
+    bool member = false;
+    for (uint32_t i = 0; i < g->nrep; i++)
+        member = member || g->replicas[i] == id;
+    if (!member || !g->rep)
+        return;
+    /* Down: its followers must elect, and a leader must check its quorum.
+     * Up: a leader heartbeats it. */
+    if (!up || is_leader(g))
+        wake(g);
+    if (!up && g->leader_hint == id)
+        g->leader_hint = 0;
+}
+
+uint32_t pgroup_leader(const struct pgroup *g)
+{
+    return leader_of(g);
+}
+
+int pgroup_commit_point(const struct pgroup *g, uint64_t *off)
+{
+    if (!is_leader(g))
+        return RAFT_ENOTLEADER;
+    *off = g->p->commit_off;
+    return 0;
+}
+
+struct part *pgroup_part(const struct pgroup *g)
+{
+    return g->p;
+}
+
+bool pgroup_quiet(const struct pgroup *g)
+{
+    return g->quiet;
+}
+
+static uint32_t isr_now(const struct pgroup *g)
+{
+    if (!is_leader(g))
+        return g->isr_mask;
+    struct raft *r = replica_raft(g->rep);
+    uint32_t mask = 0;
+    for (uint32_t i = 0; i < g->nrep; i++) {
+        uint64_t match = 0;
+        if (g->replicas[i] == g->self)
+            mask |= 1u << i;
+        else if (raft_match(r, g->replicas[i], &match) == 0 && match >= raft_commit(r) &&
+                 cluster_connected(g->c, g->replicas[i]))
+            mask |= 1u << i;
+    }
+    return mask;
+}
+
+/* Whether a leader has nothing left to do: every follower has every entry,
+ * all committed, nothing waits. */
+static bool leader_idle(const struct pgroup *g)
+{
+    struct raft *r = replica_raft(g->rep);
+    uint64_t last = raft_last_index(r);
+    if (g->wh || g->fh || raft_commit(r) != last)
+        return false;
+    for (uint32_t i = 0; i < g->nrep; i++) {
+        uint64_t match = 0;
+        if (g->replicas[i] != g->self &&
+            (raft_match(r, g->replicas[i], &match) < 0 || match != last))
+            return false;
+    }
+    return true;
+}
+
+void pgroup_tick(struct pgroup *g, int64_t now)
+{
+    for (struct pwrite *w = g->wh; w;) {
+        struct pwrite *next = w->next;
+        if (now >= w->deadline_ms) {
+            pw_finish(g, w, w->fail ? w->fail : -ETIMEDOUT);
+            next = g->wh;
+        } else if (w->state == PW_WAIT || now - w->sent_ms >= RESEND_MS) {
+            pw_try(g, w, now);
+        }
+        w = next;
+    }
+    if (!g->rep || g->quiet)
+        return;
+    replica_tick(g->rep);
+    after_replica(g);
+    if (is_leader(g) && leader_idle(g)) {
+        if (++g->idle >= IDLE_TICKS) {
+            struct raft *r = replica_raft(g->rep);
+            struct wire_call q = {.kind = WIRE_QUIESCE,
+                                  .group = g->id,
+                                  .term = raft_term(r),
+                                  .commit = raft_commit(r),
+                                  .size = isr_now(g)};
+            for (uint32_t i = 0; i < g->nrep; i++)
+                if (g->replicas[i] != g->self)
+                    cluster_send_call(g->c, g->replicas[i], &q);
+            g->quiet = true;
+        }
+    } else {
+        g->idle = 0;
+    }
+}
+
+/* ------------------------------------------------------------ status */
+
+void pgroup_info(const struct pgroup *g, struct part_info *o)
+{
+    o->leader = leader_of(g);
+    if (g->rep)
+        o->term = raft_term(replica_raft(g->rep));
+}
+
+void pgroup_list(const struct pgroup *g, char which, char *buf, size_t n)
+{
+    uint32_t mask = which == 'i' ? isr_now(g) : UINT32_MAX;
+    size_t at = 0;
+    buf[0] = '\0';
+    for (uint32_t i = 0; i < g->nrep && at < n; i++)
+        if (mask & (1u << i))
+            at += (size_t)snprintf(buf + at, n - at, "%s%" PRIu32, at ? "," : "", g->replicas[i]);
+}
+
+void pgroup_status(const struct pgroup *g, FILE *f)
+{
+    char reps[200], isr[200];
+    pgroup_list(g, 'r', reps, sizeof(reps));
+    pgroup_list(g, 'i', isr, sizeof(isr));
+    fprintf(f, " replicas=%s isr=%s", reps, isr);
+    if (!g->rep) {
+        fprintf(f, " role=none leader.hint=%" PRIu32 "\n", g->leader_hint);
+        return;
+    }
+    struct raft *r = replica_raft(g->rep);
+    fprintf(f, " role=%s commit=%" PRIu64 " quiet=%d lag=", raft_role_name(raft_role(r)),
+            g->p->commit_off, g->quiet ? 1 : 0);
+    bool any = false;
+    if (is_leader(g)) {
+        for (uint32_t i = 0; i < g->nrep; i++) {
+            uint64_t match = 0;
+            if (g->replicas[i] == g->self || raft_match(r, g->replicas[i], &match) < 0)
+                continue;
+            fprintf(f, "%s%" PRIu32 ":%" PRIu64, any ? "," : "", g->replicas[i],
+                    raft_last_index(r) - match);
+            any = true;
+        }
+    }
+    fputs(any ? "\n" : "-\n", f);
+}
+
+/* ------------------------------------------------------------ life */
+
+#define COMMIT_FILE "commit"
+
+static uint64_t read_commit(const char *dir)
+{
+    char path[PATH_MAX + 16], *buf;
+    size_t len;
+    int64_t v = 0;
+    snprintf(path, sizeof(path), "%s/" COMMIT_FILE, dir);
+    if (sys_read_small(path, 64, &buf, &len) < 0)
+        return 0;
+    if (len > 1 && buf[len - 1] == '\n')
+        buf[len - 1] = '\0';
+    if (cfg_parse_i64(buf, 0, INT64_MAX, &v) < 0)
+        v = 0;
+    free(buf);
+    return (uint64_t)v;
+}
+
+void pgroup_save_commit(struct pgroup *g)
+{
+    struct part *p = g->p;
+    if (!g->rep || p->commit_off == g->saved_commit)
+        return;
+    char buf[32];
+    int n = snprintf(buf, sizeof(buf), "%" PRIu64 "\n", p->commit_off);
+    if (sys_write_atomic(p->log.dir, COMMIT_FILE, buf, (size_t)n) == 0)
+        g->saved_commit = p->commit_off;
+}
+
+int pgroup_open(struct cluster *c, struct part *p)
+{
+    struct topic *t = p->t;
+    struct broker *b = p->b;
+    struct pgroup *g = calloc(1, sizeof(*g));
+    if (!g)
+        return -ENOMEM;
+    g->c = c;
+    g->p = p;
+    g->id = PGROUP_ID(t->id, p->id);
+    g->self = b->cfg.node_id;
+    g->next_seq = 1;
+    g->nrep = t->rf;
+    memcpy(g->replicas, t->replicas + (size_t)p->id * t->rf, t->rf * sizeof(uint32_t));
+    int rc;
+    if (p->local) {
+        /* What was committed before a restart shows at once; the rest
+         * once the leader says so. */
+        uint64_t saved = read_commit(p->log.dir);
+        if (saved > plog_next_off(&p->log))
+            saved = plog_next_off(&p->log);
+        if (saved < plog_first_off(&p->log))
+            saved = plog_first_off(&p->log);
+        struct seg_entry e;
+        p->commit_off = saved;
+        p->commit_pos = saved > plog_first_off(&p->log) && plog_entry(&p->log, saved - 1, &e) == 0
+                            ? e.pos + e.len
+                            : plog_first_pos(&p->log);
+        g->saved_commit = saved;
+        struct raft_conf conf = {.n = 0};
+        for (uint32_t i = 0; i < g->nrep; i++)
+            conf.servers[conf.n++] = (struct raft_server){.id = g->replicas[i], .voter = true};
+        const struct mk_config *cfg = &b->cfg;
+        struct replica_options ro = {
+            .id = g->self,
+            .conf = &conf,
+            .election_ticks = CLUSTER_ELECTION_TICK,
+            .heartbeat_ticks = 1,
+            .seed = g->id ^ ((uint64_t)g->self << 48) ^ uv_hrtime(),
+            .segment_bytes = topic_config_get(&t->conf, cfg, TOPIC_SEGMENT_BYTES),
+            .segment_ms = topic_config_get(&t->conf, cfg, TOPIC_SEGMENT_MS),
+            .max_record = cfg->message_max_bytes + 1 + REPLICA_AUX_PRODUCER_LEN,
+            .no_sync = cfg->fsync == MK_FSYNC_NEVER};
+        struct replica_io io = {
+            .ctx = g, .send = on_send, .committed = on_committed, .appended = on_appended};
+        if ((rc = replica_open(&g->rep, cluster_loop(c), &p->log, &ro, &io)) < 0) {
+            free(g);
+            return rc;
+        }
+    } else {
+        p->commit_off = p->commit_pos = 0;
+    }
+    if ((rc = cluster_group_add(c, g->id, g)) < 0) {
+        if (g->rep)
+            replica_close(g->rep);
+        free(g);
+        return rc;
+    }
+    p->g = g;
+    return 0;
+}
+
+void pgroup_close(struct part *p, int status)
+{
+    struct pgroup *g = p->g;
+    if (!g)
+        return;
+    cluster_group_del(g->c, g->id);
+    while (g->wh)
+        pw_finish(g, g->wh, status);
+    while (g->fh) {
+        struct fwd_in *f = g->fh;
+        g->fh = f->next;
+        free(f);
+    }
+    pgroup_save_commit(g);
+    if (g->rep)
+        replica_close(g->rep);
+    p->g = NULL;
+    free(g);
+}

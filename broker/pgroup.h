@@ -1,0 +1,85 @@
+/*
+ * pgroup — a partition of a cluster: its Raft group (group id topic id << 32
+ * | partition), over the replicas the metadata group placed, and the writes
+ * of this node waiting on it.  Internal to broker/ (partition.c and
+ * cluster.c call it).
+ *
+ * THE LOG.  On a node that holds a replica, the partition's plog is the
+ * group's Raft log (replica.h): the file shows the records below the
+ * commit point only.  A node without a replica keeps no log; it forwards
+ * writes and reads to the leader.
+ *
+ * WRITES FROM ANY NODE.  A write becomes a pending write of this node: its
+ * bytes (copied), its producer id (this daemon's, random at each start) and
+ * the sequence numbers of its records (one per record, per partition).  It
+ * is proposed where the leader is: here, or forwarded in a WRITE_REQ.  The
+ * leader keeps, per producer, the last sequence in its log (the records
+ * carry producer and sequence in their side data), so a write sent again
+ * after a lost answer or a leader change is never stored twice: the
+ * records already in the log are answered, only the rest is proposed.  The
+ * writer is answered once the records are committed and, on a node with a
+ * replica, committed here (a node reads its own writes), with the term
+ * they were placed in still at their offsets.  If they are not (a leader
+ * change cut them off), the write is sent again.  It fails with ETIMEDOUT
+ * when no leader took it within request.timeout.ms.
+ *
+ * QUIESCING.  An idle leader (every follower has everything, nothing
+ * pending) tells its followers QUIESCE and stops ticking; a follower that
+ * hears it (same term, same commit, nothing missing) stops too.  Any
+ * message, proposal or write wakes a group, and so does a peer of the group
+ * going down (its followers must elect) or coming up (its leader must
+ * heartbeat it).  So idle partitions cost no messages and no CPU.
+ *
+ * Loop thread only.
+ */
+#ifndef MK_PGROUP_H
+#define MK_PGROUP_H
+
+#include "broker/broker.h"
+#include "broker/net/wire.h"
+#include "raft/raft.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct cluster;
+struct pgroup;
+
+#define PGROUP_ID(topic, part) ((uint64_t)(topic) << 32 | (uint32_t)(part))
+
+/* Gives p its group (p->g); with a local replica, a Raft replica over
+ * p->log.  -ENOMEM ... */
+int pgroup_open(struct cluster *c, struct part *p);
+
+/* Stops the group: pending writes fail with status (-ESTALE for a deleted
+ * topic, -ESHUTDOWN at exit).  p->g is NULL afterwards. */
+void pgroup_close(struct part *p, int status);
+
+/* part_append on a partition of a cluster (see broker.h). */
+int pgroup_append(struct part *p, const struct iovec *iov, int iovcnt, const uint32_t *lens,
+                  size_t n, part_done_cb cb, void *arg);
+
+/* From the cluster: a tick, a Raft message, a call, a peer event. */
+void pgroup_tick(struct pgroup *g, int64_t now_ms);
+void pgroup_step(struct pgroup *g, uint32_t from, const struct raft_msg *m);
+void pgroup_call(struct pgroup *g, uint32_t from, const struct wire_call *w);
+void pgroup_peer(struct pgroup *g, uint32_t id, bool up);
+bool pgroup_quiet(const struct pgroup *g);
+struct part *pgroup_part(const struct pgroup *g);
+uint32_t pgroup_leader(const struct pgroup *g);
+/* At the leader: its commit offset (0), else RAFT_ENOTLEADER. */
+int pgroup_commit_point(const struct pgroup *g, uint64_t *off);
+
+/* What the status shows: leader, term, replicas, in-sync replicas, lag. */
+void pgroup_info(const struct pgroup *g, struct part_info *out);
+/* " replicas=1,2,3 isr=1,2 role=leader commit=N lag=2:0,3:5 quiet=0" */
+void pgroup_status(const struct pgroup *g, FILE *f);
+/* The comma-separated lists for the xattrs: which = 'r' replicas, 'i' isr. */
+void pgroup_list(const struct pgroup *g, char which, char *buf, size_t n);
+
+/* Saves the commit offset (DIR/commit) if it moved: at the next start the
+ * file shows what was committed before, at once. */
+void pgroup_save_commit(struct pgroup *g);
+
+#endif
