@@ -37,7 +37,7 @@ UNIT_ASAN  := $(BUILD)/asan/unit-tests
 
 TEST_TARGETS :=
 
-.PHONY: all deps run test unit unit-asan unit-valgrind clean format install
+.PHONY: all deps run cluster test unit unit-asan unit-valgrind clean format install
 all: deps $(MK)
 
 deps:
@@ -109,6 +109,11 @@ run: all
 	@mkdir -p $(RUN_DATA) $(RUN_MNT)
 	@echo "minikafka: data dir $(RUN_DATA), mounted on $(RUN_MNT) (Ctrl-C unmounts)"
 	$(MK) -f $(if $(RUN_OPTS),-o $(RUN_OPTS)) $(RUN_DATA) $(RUN_MNT)
+
+# Three local nodes on 127.0.0.1-3 (scripts/cluster.sh: -n, -p, -d, -m, -o).
+CLUSTER_ARGS ?=
+cluster: all
+	@bash scripts/cluster.sh $(CLUSTER_ARGS)
 
 PREFIX ?= /usr/local
 install: all

@@ -210,4 +210,11 @@ int part_sync(struct part *p, part_done_cb cb, void *arg);
  * until the loop next runs.  -ENODATA below the first retained position. */
 int part_read(const struct part *p, uint64_t pos, size_t size, int *fd, uint64_t *fdoff, size_t *n);
 
+/* A node that holds no replica of p (part_read answers -EREMOTE) reads
+ * from the partition's leader: cb gets the committed bytes at pos (n <=
+ * size, at most 1 MiB; 0 at the end), never inside this call; -ENODATA with
+ * end = the first retained position when pos is below it. */
+typedef void (*part_read_cb)(void *arg, int status, const void *data, size_t n, uint64_t end);
+int part_read_remote(struct part *p, uint64_t pos, size_t size, part_read_cb cb, void *arg);
+
 #endif

@@ -14,6 +14,7 @@
 #include "broker/pgroup.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -130,10 +131,38 @@ int broker_change(struct broker *b, const struct broker_change_req *r, broker_do
     return cluster_meta_submit(b->cluster, &op, cb, arg);
 }
 
+struct sync_remote {
+    broker_done_cb cb;
+    void *arg;
+};
+
+static void sync_remote_done(void *arg, int status, const void *data, size_t n, uint64_t end)
+{
+    (void)data, (void)n, (void)end; /* the read noted the leader's end */
+    struct sync_remote *s = arg;
+    s->cb(s->arg, status);
+    free(s);
+}
+
 void broker_sync(struct broker *b, const struct part *p, broker_done_cb cb, void *arg)
 {
     if (!b->cluster || (p && !p->g)) {
         cb(arg, 0);
+        return;
+    }
+    if (p && !p->local) {
+        /* No replica here: an empty read tells the leader's end. */
+        struct sync_remote *s = malloc(sizeof(*s));
+        if (!s) {
+            cb(arg, -ENOMEM);
+            return;
+        }
+        s->cb = cb;
+        s->arg = arg;
+        if (pgroup_read(p->g, 0, 0, sync_remote_done, s) < 0) {
+            free(s);
+            cb(arg, -ENOMEM);
+        }
         return;
     }
     uint64_t group = p ? PGROUP_ID(p->t ? p->t->id : 0, p->id) : 0;

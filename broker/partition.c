@@ -440,3 +440,12 @@ void part_final_flush(struct part *p)
     if (rc < 0)
         mk_log(MK_WARN, "%s: final flush failed: %s", p->log.dir, strerror(-rc));
 }
+
+int part_read_remote(struct part *p, uint64_t pos, size_t size, part_read_cb cb, void *arg)
+{
+    if (!p->t)
+        return -ESTALE;
+    if (!p->g || p->local)
+        return -EINVAL;
+    return pgroup_read(p->g, pos, size, cb, arg);
+}

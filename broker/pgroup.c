@@ -38,6 +38,7 @@
 #define PROD_MAX   16
 #define SCAN_MAX   65536
 #define IDLE_TICKS 10 /* idle ticks before a leader quiesces */
+#define PREFER_MS  2000 /* a leader that is not the preferred one checks this often */
 
 enum pw_state { PW_WAIT, PW_SENT, PW_PLACED };
 
@@ -65,6 +66,16 @@ struct fwd_in {
     struct fwd_in *next;
 };
 
+/* A read of this node (which holds no replica) from the leader. */
+struct pread {
+    uint64_t req, pos;
+    uint32_t size;
+    int64_t sent_ms, deadline_ms;
+    pgroup_read_cb cb;
+    void *arg;
+    struct pread *next;
+};
+
 struct producer {
     uint64_t id, seq, off, term;
     int64_t used_ms;
@@ -90,9 +101,22 @@ struct pgroup {
     bool settling, unsettled;
     uint64_t saved_commit;
     unsigned try_rr; /* without a replica and a hint: whom to ask */
+    struct pread *reads;
+    int64_t prefer_ms; /* when the preferred leader was last considered */
 };
 
 static void settle(struct pgroup *g);
+
+/* "topic/partition", for the log. */
+static const char *gname(const struct pgroup *g)
+{
+    static char buf[300];
+    snprintf(buf, sizeof(buf), "%s/%" PRIu32, g->p->t ? g->p->t->name : "(deleted)", g->p->id);
+    return buf;
+}
+static void on_read_req(struct pgroup *g, uint32_t from, const struct wire_call *w);
+static void on_read_resp(struct pgroup *g, const struct wire_call *w);
+static void reads_tick(struct pgroup *g, int64_t now);
 
 /* ------------------------------------------------------------ producer table */
 
@@ -267,7 +291,7 @@ static void pw_try(struct pgroup *g, struct pwrite *w, int64_t now)
             w->state = PW_WAIT;
             w->fail = rc;
             w->deadline_ms = now;
-            mk_log(MK_WARN, "%s: proposing: %s", g->p->log.dir, strerror(-rc));
+            mk_log(MK_WARN, "%s: proposing: %s", gname(g), strerror(-rc));
             return;
         }
     }
@@ -431,6 +455,8 @@ static void after_replica(struct pgroup *g)
     if (g->was_leader != leader) {
         g->was_leader = leader;
         g->unsettled = true;
+        mk_log(MK_INFO, "%s: %s (term %" PRIu64 ")", gname(g),
+               leader ? "this node leads" : "this node no longer leads", raft_term(r));
     }
     if (g->unsettled)
         settle(g);
@@ -450,7 +476,7 @@ void pgroup_step(struct pgroup *g, uint32_t from, const struct raft_msg *m)
         wake(g);
     int rc = replica_step(g->rep, m);
     if (rc < 0 && rc != RAFT_ENOTLEADER)
-        mk_log(MK_WARN, "%s: message from node %" PRIu32 " refused: %s", g->p->log.dir, from,
+        mk_log(MK_WARN, "%s: message from node %" PRIu32 " refused: %s", gname(g), from,
                strerror(-rc));
     after_replica(g);
 }
@@ -508,8 +534,11 @@ static void on_write_resp(struct pgroup *g, uint32_t from, const struct wire_cal
         x->state = PW_PLACED;
         x->end_off = w->off;
         x->term = w->term;
-        if (!g->rep)
+        if (!g->rep) {
+            if (w->off > g->p->commit_off)
+                g->p->commit_off = w->off;
             pw_finish(g, x, 0); /* the leader answers after the commit */
+        }
         else
             settle(g);
         return;
@@ -534,6 +563,12 @@ void pgroup_call(struct pgroup *g, uint32_t from, const struct wire_call *w)
         break;
     case WIRE_WRITE_RESP:
         on_write_resp(g, from, w);
+        break;
+    case WIRE_READ_REQ:
+        on_read_req(g, from, w);
+        break;
+    case WIRE_READ_RESP:
+        on_read_resp(g, w);
         break;
     case WIRE_QUIESCE:
         if (g->rep) {
@@ -564,6 +599,11 @@ void pgroup_peer(struct pgroup *g, uint32_t id, bool up)
         wake(g);
     if (!up && g->leader_hint == id)
         g->leader_hint = 0;
+}
+
+bool pgroup_local(const struct pgroup *g)
+{
+    return g->rep != NULL;
 }
 
 uint32_t pgroup_leader(const struct pgroup *g)
@@ -635,11 +675,35 @@ void pgroup_tick(struct pgroup *g, int64_t now)
         }
         w = next;
     }
+    if (g->reads)
+        reads_tick(g, now);
     if (!g->rep || g->quiet)
         return;
     replica_tick(g->rep);
     after_replica(g);
-    if (is_leader(g) && leader_idle(g)) {
+    /* The preferred leader (the first replica) gets leadership back once it
+     * is connected and has everything (Kafka's auto leader rebalance). */
+    if (is_leader(g) && g->replicas[0] != g->self) {
+        uint64_t match = 0;
+        struct raft *r = replica_raft(g->rep);
+        if (!g->prefer_ms) {
+            g->prefer_ms = now;
+        } else if (now - g->prefer_ms >= PREFER_MS) {
+            g->prefer_ms = now;
+            if (cluster_connected(g->c, g->replicas[0]) &&
+                raft_match(r, g->replicas[0], &match) == 0 && match == raft_last_index(r) &&
+                replica_transfer(g->rep, g->replicas[0]) == 0) {
+                mk_log(MK_INFO, "%s: leadership to node %" PRIu32 ", the preferred leader",
+                       gname(g), g->replicas[0]);
+                after_replica(g);
+                return;
+            }
+        }
+    } else {
+        g->prefer_ms = 0;
+    }
+    bool preferred_waits = g->replicas[0] != g->self && cluster_connected(g->c, g->replicas[0]);
+    if (is_leader(g) && leader_idle(g) && !preferred_waits) {
         if (++g->idle >= IDLE_TICKS) {
             struct raft *r = replica_raft(g->rep);
             struct wire_call q = {.kind = WIRE_QUIESCE,
@@ -655,6 +719,127 @@ void pgroup_tick(struct pgroup *g, int64_t now)
     } else {
         g->idle = 0;
     }
+}
+
+/* ------------------------------------------------------------ remote reads */
+
+static uint32_t ask_whom(struct pgroup *g)
+{
+    uint32_t to = leader_of(g);
+    if (!to || to == g->self)
+        to = g->replicas[g->try_rr++ % g->nrep];
+    return to;
+}
+
+static void pr_send(struct pgroup *g, struct pread *r, int64_t now)
+{
+    r->sent_ms = now;
+    struct wire_call call = {
+        .kind = WIRE_READ_REQ, .req = r->req, .group = g->id, .off = r->pos, .size = r->size};
+    cluster_send_call(g->c, ask_whom(g), &call); /* lost: sent again */
+}
+
+int pgroup_read(struct pgroup *g, uint64_t pos, size_t size, pgroup_read_cb cb, void *arg)
+{
+    struct pread *r = calloc(1, sizeof(*r));
+    if (!r)
+        return -ENOMEM;
+    int64_t now = sys_now_ms();
+    r->req = cluster_next_req(g->c);
+    r->pos = pos;
+    r->size = size > WIRE_READ_MAX ? WIRE_READ_MAX : (uint32_t)size;
+    r->cb = cb;
+    r->arg = arg;
+    r->deadline_ms = now + g->p->b->cfg.request_timeout_ms;
+    r->next = g->reads;
+    g->reads = r;
+    pr_send(g, r, now);
+    return 0;
+}
+
+static void pr_finish(struct pgroup *g, struct pread *r, int status, const void *data, size_t n,
+                      uint64_t end)
+{
+    for (struct pread **at = &g->reads; *at; at = &(*at)->next)
+        if (*at == r) {
+            *at = r->next;
+            break;
+        }
+    r->cb(r->arg, status, data, n, end);
+    free(r);
+}
+
+static void reads_tick(struct pgroup *g, int64_t now)
+{
+    for (struct pread *r = g->reads; r;) {
+        struct pread *next = r->next;
+        if (now >= r->deadline_ms) {
+            pr_finish(g, r, -ETIMEDOUT, NULL, 0, 0);
+            next = g->reads;
+        } else if (now - r->sent_ms >= RESEND_MS / 4) {
+            pr_send(g, r, now);
+        }
+        r = next;
+    }
+}
+
+/* At the leader: the committed bytes at [pos, pos + size). */
+static void on_read_req(struct pgroup *g, uint32_t from, const struct wire_call *w)
+{
+    struct part *p = g->p;
+    struct wire_call resp = {.kind = WIRE_READ_RESP, .req = w->req, .group = g->id};
+    uint8_t *buf = NULL;
+    if (!is_leader(g) || !p->t) {
+        resp.status = p->t ? RAFT_ENOTLEADER : -ENOENT;
+        resp.off = leader_of(g); /* a hint */
+    } else if (w->off < plog_first_pos(&p->log) && w->size > 0) {
+        resp.status = -ENODATA; /* below the log start: off says where it is */
+        resp.off = plog_first_pos(&p->log);
+    } else {
+        uint64_t end = p->commit_pos;
+        size_t want = w->off >= end ? 0 : end - w->off < w->size ? (size_t)(end - w->off) : w->size;
+        resp.off = end;
+        if (want && !(buf = malloc(want))) {
+            resp.status = -ENOMEM;
+            want = 0;
+        }
+        size_t got = 0;
+        while (got < want) {
+            int fd;
+            uint64_t fdoff;
+            size_t n;
+            int rc = plog_locate(&p->log, w->off + got, want - got, &fd, &fdoff, &n);
+            if (rc == 0 && n > 0)
+                rc = sys_pread_all(fd, buf + got, n, (off_t)fdoff);
+            if (rc < 0 || n == 0) {
+                if (got == 0)
+                    resp.status = rc < 0 ? rc : -EIO;
+                break;
+            }
+            got += n;
+        }
+        resp.data = buf;
+        resp.data_len = resp.status < 0 ? 0 : got;
+    }
+    cluster_send_call(g->c, from, &resp);
+    free(buf);
+}
+
+static void on_read_resp(struct pgroup *g, const struct wire_call *w)
+{
+    struct pread *r = g->reads;
+    while (r && r->req != w->req)
+        r = r->next;
+    if (!r)
+        return;
+    if (w->status == RAFT_ENOTLEADER) {
+        if (w->off && w->off <= UINT32_MAX && w->off != g->self)
+            g->leader_hint = (uint32_t)w->off;
+        return; /* sent again to the leader at the next tick */
+    }
+    if (w->status == 0 && w->off > g->p->commit_pos)
+        g->p->commit_pos = w->off; /* st_size on this node */
+    pr_finish(g, r, w->status, w->data, w->data_len, w->off);
 }
 
 /* ------------------------------------------------------------ status */
@@ -804,6 +989,8 @@ void pgroup_close(struct part *p, int status)
     cluster_group_del(g->c, g->id);
     while (g->wh)
         pw_finish(g, g->wh, status);
+    while (g->reads)
+        pr_finish(g, g->reads, status, NULL, 0, 0);
     while (g->fh) {
         struct fwd_in *f = g->fh;
         g->fh = f->next;

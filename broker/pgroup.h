@@ -60,6 +60,14 @@ void pgroup_close(struct part *p, int status);
 int pgroup_append(struct part *p, const struct iovec *iov, int iovcnt, const uint32_t *lens,
                   size_t n, part_done_cb cb, void *arg);
 
+/* A read on a node without a replica, from the leader: cb gets the
+ * committed bytes at pos (n <= size, 0 at the end), end = the committed end
+ * position; status -ENODATA with end = the first retained position when pos
+ * is below it; -ETIMEDOUT. */
+typedef void (*pgroup_read_cb)(void *arg, int status, const void *data, size_t n, uint64_t end);
+int pgroup_read(struct pgroup *g, uint64_t pos, size_t size, pgroup_read_cb cb, void *arg);
+bool pgroup_local(const struct pgroup *g);
+
 /* From the cluster: a tick, a Raft message, a call, a peer event. */
 void pgroup_tick(struct pgroup *g, int64_t now_ms);
 void pgroup_step(struct pgroup *g, uint32_t from, const struct raft_msg *m);

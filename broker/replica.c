@@ -534,6 +534,13 @@ struct raft *replica_raft(struct replica *r)
     return r->raft;
 }
 
+int replica_transfer(struct replica *r, uint64_t to)
+{
+    int rc = raft_transfer(r->raft, to);
+    process(r);
+    return rc;
+}
+
 void replica_tick(struct replica *r)
 {
     raft_tick(r->raft);

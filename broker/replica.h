@@ -117,6 +117,9 @@ int replica_propose(struct replica *r, const struct iovec *iov, int iovcnt, cons
 
 struct raft *replica_raft(struct replica *r);
 
+/* Leader only: hands leadership to voter `to` (raft_transfer). */
+int replica_transfer(struct replica *r, uint64_t to);
+
 /* Encodes a NORMAL entry payload (see above) into buf (REPLICA_PAYLOAD_HDR
  * + aux_len + len bytes). */
 void replica_payload_encode(uint8_t *buf, int64_t ts, const void *aux, uint32_t aux_len,

@@ -190,6 +190,53 @@ static struct fh *fh_of(struct fuse_file_info *fi)
     return (struct fh *)(uintptr_t)fi->fh;
 }
 
+/* A read on a node without a replica: from the leader, asynchronously. */
+struct rread {
+    fuse_req_t req;
+    struct fh *h;
+    uint64_t off, pos;
+    size_t size;
+    bool again; /* once redirected to the log start */
+};
+
+static void rread_done(void *arg, int status, const void *data, size_t n, uint64_t end)
+{
+    struct rread *r = arg;
+    struct fh *h = r->h;
+    if (status == -ENODATA && !r->again && end > r->pos) {
+        /* Below the first retained position: from there (see below). */
+        r->again = true;
+        r->pos = end;
+        if (part_read_remote(h->p, r->pos, r->size, rread_done, r) == 0)
+            return;
+        status = -EIO;
+    }
+    if (status < 0) {
+        fuse_reply_err(r->req, -status);
+    } else {
+        h->redirected = r->pos != r->off;
+        h->rd_virt = r->off + n;
+        h->rd_real = r->pos + n;
+        fuse_reply_buf(r->req, data, n);
+    }
+    free(r);
+}
+
+static void read_remote(fuse_req_t req, struct fh *h, uint64_t off, uint64_t pos, size_t size)
+{
+    struct rread *r = malloc(sizeof(*r));
+    if (!r) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    *r = (struct rread){.req = req, .h = h, .off = off, .pos = pos, .size = size};
+    int rc = part_read_remote(h->p, pos, size, rread_done, r);
+    if (rc < 0) {
+        free(r);
+        fuse_reply_err(req, -rc);
+    }
+}
+
 void handle_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
     (void)ino;
@@ -235,6 +282,10 @@ void handle_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct 
         uint64_t fdoff;
         size_t n;
         int rc = part_read(h->p, pos + total, size - total, &fd, &fdoff, &n);
+        if (rc == -EREMOTE && k == 0) {
+            read_remote(req, h, (uint64_t)off, pos, size);
+            return;
+        }
         if (rc < 0 && k == 0) {
             fuse_reply_err(req, -rc);
             return;
