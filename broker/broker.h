@@ -214,6 +214,8 @@ int part_read(const struct part *p, uint64_t pos, size_t size, int *fd, uint64_t
  * from the partition's leader: cb gets the committed bytes at pos (n <=
  * size, at most 1 MiB; 0 at the end), never inside this call; -ENODATA with
  * end = the first retained position when pos is below it. */
+/* Whether this node holds no replica of p (a node of a cluster). */
+bool part_remote(const struct part *p);
 typedef void (*part_read_cb)(void *arg, int status, const void *data, size_t n, uint64_t end);
 int part_read_remote(struct part *p, uint64_t pos, size_t size, part_read_cb cb, void *arg);
 

@@ -171,6 +171,12 @@ uint64_t cluster_next_req(struct cluster *c)
     return ++c->next_req;
 }
 
+const uint32_t *cluster_nodes(const struct cluster *c, size_t *n)
+{
+    *n = c->nnodes;
+    return c->nodes;
+}
+
 uv_loop_t *cluster_loop(const struct cluster *c)
 {
     return c->b->loop;

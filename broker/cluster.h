@@ -85,5 +85,7 @@ bool cluster_connected(const struct cluster *c, uint32_t id);
 uint64_t cluster_producer(const struct cluster *c);
 uint64_t cluster_next_req(struct cluster *c);
 uv_loop_t *cluster_loop(const struct cluster *c);
+/* The cluster's node ids, ascending. */
+const uint32_t *cluster_nodes(const struct cluster *c, size_t *n);
 
 #endif

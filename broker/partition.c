@@ -449,3 +449,8 @@ int part_read_remote(struct part *p, uint64_t pos, size_t size, part_read_cb cb,
         return -EINVAL;
     return pgroup_read(p->g, pos, size, cb, arg);
 }
+
+bool part_remote(const struct part *p)
+{
+    return p->g && !p->local;
+}

@@ -90,6 +90,7 @@ struct pgroup {
     uint32_t nrep;
     uint32_t self;
     uint32_t leader_hint; /* without a replica: the leader last heard of */
+    uint64_t leader_term; /* ... and its term */
     uint64_t next_seq;
     struct pwrite *wh, *wt;
     struct fwd_in *fh;
@@ -446,6 +447,33 @@ static void on_send(void *ctx, uint64_t to, const struct raft_msg *m)
         cluster_send_raft(g->c, (uint32_t)to, g->id, m);
 }
 
+static bool is_replica(const struct pgroup *g, uint32_t id)
+{
+    for (uint32_t i = 0; i < g->nrep; i++)
+        if (g->replicas[i] == id)
+            return true;
+    return false;
+}
+
+static uint32_t isr_now(const struct pgroup *g);
+
+/* The leader's state (QUIESCE) to `to`, or to every node without a replica
+ * (to = 0): they learn the leader, its commit and the in-sync replicas. */
+static void tell_state(struct pgroup *g, uint32_t to)
+{
+    struct raft *r = replica_raft(g->rep);
+    struct wire_call q = {.kind = WIRE_QUIESCE,
+                          .group = g->id,
+                          .term = raft_term(r),
+                          .commit = raft_commit(r),
+                          .size = isr_now(g)};
+    size_t n;
+    const uint32_t *ids = cluster_nodes(g->c, &n);
+    for (size_t i = 0; i < n; i++)
+        if ((to ? ids[i] == to : !is_replica(g, ids[i])) && ids[i] != g->self)
+            cluster_send_call(g->c, ids[i], &q);
+}
+
 /* After every call into the replica: the role, the commit, the answers. */
 static void after_replica(struct pgroup *g)
 {
@@ -457,6 +485,8 @@ static void after_replica(struct pgroup *g)
         g->unsettled = true;
         mk_log(MK_INFO, "%s: %s (term %" PRIu64 ")", gname(g),
                leader ? "this node leads" : "this node no longer leads", raft_term(r));
+        if (leader)
+            tell_state(g, 0);
     }
     if (g->unsettled)
         settle(g);
@@ -571,7 +601,16 @@ void pgroup_call(struct pgroup *g, uint32_t from, const struct wire_call *w)
         on_read_resp(g, w);
         break;
     case WIRE_QUIESCE:
-        if (g->rep) {
+        if (!g->rep) {
+            /* A leader's state, for a node without a replica. */
+            if (w->term >= g->leader_term) {
+                g->leader_term = w->term;
+                g->leader_hint = from;
+                g->isr_mask = w->size;
+                if (w->commit > g->p->commit_off)
+                    g->p->commit_off = w->commit;
+            }
+        } else {
             struct raft *r = replica_raft(g->rep);
             if (raft_role(r) == RAFT_FOLLOWER && raft_leader(r) == from &&
                 raft_term(r) == w->term && raft_commit(r) == w->commit &&
@@ -588,17 +627,19 @@ void pgroup_call(struct pgroup *g, uint32_t from, const struct wire_call *w)
 
 void pgroup_peer(struct pgroup *g, uint32_t id, bool up)
 {
-    bool member = false;
-    for (uint32_t i = 0; i < g->nrep; i++)
-        member = member || g->replicas[i] == id;
-    if (!member || !g->rep)
+    if (!up && g->leader_hint == id)
+        g->leader_hint = 0;
+    if (!g->rep)
         return;
+    if (!is_replica(g, id)) {
+        if (up && is_leader(g))
+            tell_state(g, id); /* a node without a replica learns the leader */
+        return;
+    }
     /* Down: its followers must elect, and a leader must check its quorum.
      * Up: a leader heartbeats it. */
     if (!up || is_leader(g))
         wake(g);
-    if (!up && g->leader_hint == id)
-        g->leader_hint = 0;
 }
 
 bool pgroup_local(const struct pgroup *g)
@@ -631,6 +672,8 @@ bool pgroup_quiet(const struct pgroup *g)
 
 static uint32_t isr_now(const struct pgroup *g)
 {
+    if (!g->rep)
+        return g->isr_mask;
     if (!is_leader(g))
         return g->isr_mask;
     struct raft *r = replica_raft(g->rep);
@@ -714,6 +757,7 @@ void pgroup_tick(struct pgroup *g, int64_t now)
             for (uint32_t i = 0; i < g->nrep; i++)
                 if (g->replicas[i] != g->self)
                     cluster_send_call(g->c, g->replicas[i], &q);
+            tell_state(g, 0);
             g->quiet = true;
         }
     } else {

@@ -107,10 +107,8 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     broker_sync(f->b, NULL, lookup_synced, l);
 }
 
-static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+static void getattr_reply(fuse_req_t req, struct fs *f, fuse_ino_t ino)
 {
-    (void)fi;
-    struct fs *f = req_fs(req);
     struct node n = node_resolve(f, ino);
     if (n.kind == N_NONE) {
         fuse_reply_err(req, ENOENT);
@@ -119,6 +117,37 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     struct stat st;
     node_fill_attr(f, &n, ino, &st);
     fuse_reply_attr(req, &st, node_ttl(&n));
+}
+
+struct getattr_ctx {
+    fuse_req_t req;
+    struct fs *f;
+    fuse_ino_t ino;
+};
+
+static void getattr_synced(void *arg, int status)
+{
+    (void)status;
+    struct getattr_ctx *g = arg;
+    getattr_reply(g->req, g->f, g->ino);
+    free(g);
+}
+
+/* On a node without a replica of a partition, its size is the leader's
+ * (one round trip): `tail -f` there, which polls the size, sees every
+ * record. */
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)fi;
+    struct fs *f = req_fs(req);
+    struct node n = node_resolve(f, ino);
+    struct getattr_ctx *g;
+    if (n.kind != N_PART || !part_remote(n.p) || !(g = malloc(sizeof(*g)))) {
+        getattr_reply(req, f, ino);
+        return;
+    }
+    *g = (struct getattr_ctx){.req = req, .f = f, .ino = ino};
+    broker_sync(f->b, n.p, getattr_synced, g);
 }
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,

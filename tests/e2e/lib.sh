@@ -94,9 +94,13 @@ sanitizer_check() {
     return $bad
 }
 
+# Commands the EXIT trap runs first (e.g. removing iptables rules a test
+# added): CLEANUP_HOOKS+=("cmd args").
+CLEANUP_HOOKS=()
 cleanup() {
-    local rc=$? p m i
+    local rc=$? p m i h
     trap - EXIT TERM INT
+    for h in "${CLEANUP_HOOKS[@]}"; do eval "$h" 2>/dev/null; done
     [[ $rc == 0 && $SOFT_FAILED == 1 ]] && rc=1
     for p in "${HELPER_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
     for p in "${DAEMON_PIDS[@]}"; do alive "$p" && kill -TERM "$p" 2>/dev/null; done
