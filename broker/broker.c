@@ -32,6 +32,8 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <sys/random.h>
+#include <xxhash.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -78,6 +80,24 @@ bool broker_busy(const struct broker *b)
 
 /* ------------------------------------------------------------------- meta */
 
+uint64_t broker_peer_incarnation(const struct broker *b, uint32_t id)
+{
+    for (size_t i = 0; i < b->cfg.npeers; i++)
+        if (b->cfg.peers[i].id == id)
+            return b->peer_inc[i];
+    return 0;
+}
+
+int broker_set_peer_incarnation(struct broker *b, uint32_t id, uint64_t inc)
+{
+    for (size_t i = 0; i < b->cfg.npeers; i++)
+        if (b->cfg.peers[i].id == id && b->peer_inc[i] != inc) {
+            b->peer_inc[i] = inc;
+            return broker_write_meta(b);
+        }
+    return 0;
+}
+
 const struct mk_owner *broker_root_owner(const struct broker *b)
 {
     return &b->root;
@@ -92,6 +112,21 @@ static int meta_format(const struct broker *b, const struct mk_owner *root, bool
     if (len >= 0 && b->cluster_id) {
         char *more;
         len = asprintf(&more, "%scluster.id=%016" PRIx64 "\n", buf, b->cluster_id);
+        free(buf);
+        buf = more;
+    }
+    if (len >= 0 && b->incarnation) {
+        char *more;
+        len = asprintf(&more, "%sincarnation=%016" PRIx64 "\n", buf, b->incarnation);
+        free(buf);
+        buf = more;
+    }
+    for (size_t i = 0; len >= 0 && i < b->cfg.npeers; i++) {
+        char *more;
+        if (!b->peer_inc[i] || b->cfg.peers[i].id == b->cfg.node_id)
+            continue;
+        len = asprintf(&more, "%speer.%" PRIu32 ".incarnation=%016" PRIx64 "\n", buf,
+                       b->cfg.peers[i].id, b->peer_inc[i]);
         free(buf);
         buf = more;
     }
@@ -154,7 +189,8 @@ static int read_meta(struct broker *b)
     int rc = sys_read_small(path, 4096, &buf, &len);
     if (rc == -ENOENT) {
         b->next_topic_id = 1;
-        return broker_write_meta(b);
+        b->fresh = true;
+        return 0; /* written once the incarnation is chosen */
     }
     if (rc < 0)
         return rc;
@@ -193,6 +229,34 @@ static int read_meta(struct broker *b)
                 rc = -EBADMSG;
             else
                 b->cluster_id = id;
+        } else if (!strncmp(line, "incarnation=", 12) || !strncmp(line, "peer.", 5)) {
+            /* incarnation=HEX, peer.ID.incarnation=HEX */
+            char *end, *hex = strchr(line, '=') + 1;
+            int64_t id = 0;
+            bool ours = line[0] == 'i';
+            if (!ours) {
+                char *dot = strchr(line + 5, '.');
+                if (!dot || strncmp(dot, ".incarnation=", 13) != 0) {
+                    rc = -EBADMSG;
+                    continue;
+                }
+                *dot = '\0';
+                if (cfg_parse_i64(line + 5, 0, INT32_MAX, &id) < 0) {
+                    rc = -EBADMSG;
+                    continue;
+                }
+            }
+            errno = 0;
+            unsigned long long inc = strtoull(hex, &end, 16);
+            if (errno || *end || strlen(hex) != 16 || inc == 0) {
+                rc = -EBADMSG;
+            } else if (ours) {
+                b->incarnation = inc;
+            } else {
+                for (size_t i = 0; i < b->cfg.npeers; i++)
+                    if (b->cfg.peers[i].id == (uint32_t)id)
+                        b->peer_inc[i] = inc; /* a peer no longer configured: dropped */
+            }
         } else if (!strncmp(line, "root.uid=", 9) || !strncmp(line, "root.gid=", 9)) {
             if (cfg_parse_i64(line + 9, 0, UINT32_MAX, &v) < 0)
                 rc = -EBADMSG;
@@ -430,6 +494,10 @@ int broker_open(struct broker **out, const char *data_dir, const struct mk_confi
         goto err;
     if (b->cfg.npeers && !b->cluster_id)
         b->cluster_id = netport_cluster_id(&b->cfg); /* the first start in a cluster */
+    while (b->cfg.npeers && !b->incarnation) /* a new data dir, or one older than incarnations */
+        if (getrandom(&b->incarnation, sizeof(b->incarnation), 0) != sizeof(b->incarnation))
+            b->incarnation = XXH3_64bits_withSeed(b->data_dir, strlen(b->data_dir),
+                                                  (uint64_t)sys_now_ms() ^ (uint64_t)getpid());
     if (((rc = sysio.mkdir(b->topics_dir, 0755)) < 0 && rc != -EEXIST) ||
         ((rc = sysio.mkdir(b->trash_dir, 0755)) < 0 && rc != -EEXIST))
         goto err;

@@ -93,10 +93,19 @@ struct cluster {
     unsigned recent_at;
     uint64_t unroutable;
     bool subs_dirty;
+    uv_loop_t *loop;
+    uint64_t cluster_id;
+    bool hold;       /* a new data dir: the metadata group waits for the peers */
+    unsigned hellos; /* handshakes while holding */
+    bool rebuild;    /* this data dir replaces a wiped one (DATA/rebuild) */
     struct csync *syncs;
 };
 
 static void msubs_check(struct cluster *c);
+static uint64_t on_port_known(void *ctx, uint32_t id);
+static void on_port_hello(void *ctx, uint32_t id, uint64_t inc, uint64_t knew_us);
+static void meta_rebuilt(void *ctx);
+#define REBUILT_FILE "rebuilt"
 static void syncs_check(struct cluster *c, int64_t now);
 
 /* ------------------------------------------------------------ plumbing */
@@ -407,6 +416,8 @@ static int fill_placement(struct cluster *c, struct meta_op *op, uint32_t **plac
 static int propose_line(struct cluster *c, const char *line, size_t len, cluster_done_cb cb,
                         void *arg, uint64_t *off)
 {
+    if (!c->meta)
+        return RAFT_ENOTLEADER;
     struct raft *r = replica_raft(c->meta);
     if (raft_role(r) != RAFT_LEADER)
         return RAFT_ENOTLEADER;
@@ -450,7 +461,7 @@ static int encode_op(struct cluster *c, const struct meta_op *op_in, char **line
 int cluster_meta_propose(struct cluster *c, const struct meta_op *op, cluster_done_cb cb,
                          void *arg)
 {
-    if (raft_role(replica_raft(c->meta)) != RAFT_LEADER)
+    if (!c->meta || raft_role(replica_raft(c->meta)) != RAFT_LEADER)
         return RAFT_ENOTLEADER;
     char *line;
     size_t len;
@@ -501,7 +512,7 @@ static void msub_local_done(void *arg, int status)
 static void msub_try(struct cluster *c, struct msub *s, int64_t now)
 {
     s->sent_ms = now;
-    uint64_t leader = raft_leader(replica_raft(c->meta));
+    uint64_t leader = cluster_meta_leader(c);
     if (leader == broker_config(c->b)->node_id) {
         s->state = MS_LOCAL;
         int rc = propose_line(c, s->line, s->len, msub_local_done, s, NULL);
@@ -708,7 +719,10 @@ int cluster_sync(struct cluster *c, uint64_t group, cluster_done_cb cb, void *ar
 {
     uint32_t self = broker_config(c->b)->node_id;
     uint64_t leader;
-    if (group == META_GROUP) {
+    if (group == META_GROUP && !c->meta) {
+        cb(arg, -EAGAIN);
+        return 0;
+    } else if (group == META_GROUP) {
         leader = cluster_meta_leader(c);
     } else {
         struct gent *e = group_find(c, group);
@@ -852,6 +866,83 @@ static void on_tick(uv_timer_t *t)
 
 /* ------------------------------------------------------------ life */
 
+#define REBUILD_FILE "rebuild"
+
+static int open_meta(struct cluster *c)
+{
+    const struct mk_config *cfg = broker_config(c->b);
+    struct raft_conf conf = {.n = 0};
+    for (size_t i = 0; i < cfg->npeers && conf.n < RAFT_MAX_SERVERS; i++)
+        conf.servers[conf.n++] = (struct raft_server){.id = cfg->peers[i].id, .voter = true};
+    struct replica_options ro = {
+        .id = cfg->node_id,
+        .conf = &conf,
+        .election_ticks = CLUSTER_ELECTION_TICK,
+        .heartbeat_ticks = 1,
+        .seed = c->cluster_id ^ ((uint64_t)cfg->node_id << 32) ^ uv_hrtime(),
+        .segment_bytes = 64 << 20,
+        .max_record = META_LINE_MAX,
+        .segment_ms = INT64_MAX / 2,
+        .rebuilding = c->rebuild && !sys_exists_in(c->mlog.dir, REBUILT_FILE)};
+    struct replica_io io = {
+        .ctx = c, .send = meta_send, .committed = meta_committed, .rebuilt = meta_rebuilt};
+    int rc = replica_open(&c->meta, c->loop, &c->mlog, &ro, &io);
+    if (rc < 0) {
+        c->meta = NULL;
+        mk_log(MK_ERROR, "metadata group: %s", strerror(-rc));
+    }
+    return rc;
+}
+
+/* A handshake: what this node and the peer know of each other's data dir. */
+static void on_port_hello(void *ctx, uint32_t id, uint64_t inc, uint64_t knew_us)
+{
+    struct cluster *c = ctx;
+    struct broker *b = c->b;
+    uint64_t was = broker_peer_incarnation(b, id);
+    if (was && was != inc)
+        mk_log(MK_WARN,
+               "peer %" PRIu32 " has a new data dir (incarnation %016" PRIx64 ", was %016" PRIx64
+               "): it is rebuilt from the others",
+               id, inc, was);
+    if (was != inc && broker_set_peer_incarnation(b, id, inc) < 0)
+        mk_log(MK_WARN, "peer %" PRIu32 ": recording its incarnation failed", id);
+    if (knew_us && knew_us != b->incarnation && !c->rebuild) {
+        mk_log(MK_WARN,
+               "peer %" PRIu32 " knew this node with another data dir (incarnation %016" PRIx64
+               "): this data dir is rebuilt from the others; its groups vote once they caught up",
+               id, knew_us);
+        c->rebuild = true;
+        int rc = sys_write_atomic(b->data_dir, REBUILD_FILE, "", 0);
+        if (rc < 0)
+            mk_log(MK_ERROR, "writing %s/%s: %s", b->data_dir, REBUILD_FILE, strerror(-rc));
+    }
+    if (c->hold && ++c->hellos >= c->nnodes / 2) {
+        /* A majority of the cluster (this node and half the others) spoke. */
+        c->hold = false;
+        if (open_meta(c) == 0)
+            mk_log(MK_INFO, "metadata group: started%s", c->rebuild ? ", rebuilding" : "");
+    }
+}
+
+static uint64_t on_port_known(void *ctx, uint32_t id)
+{
+    struct cluster *c = ctx;
+    return broker_peer_incarnation(c->b, id);
+}
+
+bool cluster_rebuilding(const struct cluster *c)
+{
+    return c->rebuild;
+}
+
+static void meta_rebuilt(void *ctx)
+{
+    struct cluster *c = ctx;
+    int rc = sys_write_atomic(c->mlog.dir, REBUILT_FILE, "", 0);
+    mk_log(MK_INFO, "metadata group: caught up, votes again%s", rc < 0 ? " (marker not saved)" : "");
+}
+
 int cluster_open(struct cluster **out, uv_loop_t *loop, struct broker *b, uint64_t cluster_id)
 {
     const struct mk_config *cfg = broker_config(b);
@@ -880,20 +971,14 @@ int cluster_open(struct cluster **out, uv_loop_t *loop, struct broker *b, uint64
         return rc;
     }
     c->applied = read_applied(dir);
-    struct raft_conf conf = {.n = 0};
-    for (size_t i = 0; i < cfg->npeers && conf.n < RAFT_MAX_SERVERS; i++)
-        conf.servers[conf.n++] = (struct raft_server){.id = cfg->peers[i].id, .voter = true};
-    struct replica_options ro = {.id = cfg->node_id,
-                                 .conf = &conf,
-                                 .election_ticks = CLUSTER_ELECTION_TICK,
-                                 .heartbeat_ticks = 1,
-                                 .seed = cluster_id ^ ((uint64_t)cfg->node_id << 32) ^ uv_hrtime(),
-                                 .segment_bytes = 64 << 20,
-                                 .max_record = META_LINE_MAX,
-                                 .segment_ms = INT64_MAX / 2};
-    struct replica_io io = {.ctx = c, .send = meta_send, .committed = meta_committed};
-    if ((rc = replica_open(&c->meta, loop, &c->mlog, &ro, &io)) < 0) {
-        mk_log(MK_ERROR, "metadata group: %s", strerror(-rc));
+    c->loop = loop;
+    c->cluster_id = cluster_id;
+    c->rebuild = sys_exists_in(data_dir, REBUILD_FILE);
+    /* A new data dir waits for the peers' word before its metadata group
+     * runs: if they knew this node with another data dir, it was wiped, and
+     * must not vote before it has caught up (see README). */
+    c->hold = b->fresh;
+    if (!c->hold && (rc = open_meta(c)) < 0) {
         plog_close(&c->mlog);
         free(c);
         return rc;
@@ -901,8 +986,13 @@ int cluster_open(struct cluster **out, uv_loop_t *loop, struct broker *b, uint64
     c->producer = XXH3_64bits_withSeed(&cfg->node_id, sizeof(cfg->node_id), uv_hrtime() ^ cluster_id);
     if (!c->producer)
         c->producer = 1;
-    struct netport_ops ops = {
-        .ctx = c, .raft = on_port_raft, .call = on_port_call, .peer = on_port_peer};
+    struct netport_ops ops = {.ctx = c,
+                              .incarnation = b->incarnation,
+                              .known = on_port_known,
+                              .hello = on_port_hello,
+                              .raft = on_port_raft,
+                              .call = on_port_call,
+                              .peer = on_port_peer};
     if ((rc = netport_open(&c->net, loop, cfg, cluster_id, &ops)) < 0) {
         const struct mk_peer *self = cfg_peer(cfg, cfg->node_id);
         mk_log(MK_ERROR, "cluster port %s:%u: %s", self->host, self->port, uv_strerror(rc));

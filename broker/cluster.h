@@ -85,6 +85,9 @@ bool cluster_connected(const struct cluster *c, uint32_t id);
 uint64_t cluster_producer(const struct cluster *c);
 uint64_t cluster_next_req(struct cluster *c);
 uv_loop_t *cluster_loop(const struct cluster *c);
+/* Whether this node's data dir replaces a wiped one: its groups start
+ * without a vote until they caught up with a leader. */
+bool cluster_rebuilding(const struct cluster *c);
 /* The cluster's node ids, ascending. */
 const uint32_t *cluster_nodes(const struct cluster *c, size_t *n);
 

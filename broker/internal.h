@@ -69,6 +69,9 @@ struct broker {
     bool root_set;           /* root owner/mode chosen by chmod/chown: kept in meta */
     char *meta_text;         /* what DATA/meta holds now (rewritten only on change) */
     uint64_t cluster_id;     /* with peers: fixed at the first start (meta) */
+    uint64_t incarnation;    /* this data dir's id: random at its creation (meta) */
+    bool fresh;              /* the data dir had no meta file at this start */
+    uint64_t peer_inc[MK_MAX_PEERS]; /* the incarnation last seen of cfg.peers[i] */
     struct cluster *cluster; /* with peers, once started */
     struct topic **topics;
     size_t ntopics, cap;
@@ -100,6 +103,10 @@ int topic_load(struct broker *b, const char *name, struct topic **out);
 void topic_free(struct topic *t);
 
 /* broker.c */
+/* The incarnation last seen of peer id (0: none), and recording a new one
+ * (persisted in meta). */
+uint64_t broker_peer_incarnation(const struct broker *b, uint32_t id);
+int broker_set_peer_incarnation(struct broker *b, uint32_t id, uint64_t inc);
 int broker_write_meta(struct broker *b);
 void broker_job_start(struct broker *b);
 void broker_job_end(struct broker *b);

@@ -395,10 +395,12 @@ int part_read(const struct part *p, uint64_t pos, size_t size, int *fd, uint64_t
 void part_housekeep(struct part *p, int64_t now_ms)
 {
     if (p->b->cfg.npeers && p->t && p->t->rf) {
-        /* The replica syncs and checkpoints its log itself; retention of a
-         * replicated log is decided by its leader (not yet). */
-        if (p->g)
+        /* The replica syncs and checkpoints its log itself; its leader
+         * decides rolls and retention for every replica. */
+        if (p->g && p->local) {
+            pgroup_housekeep(p->g, now_ms);
             pgroup_save_commit(p->g);
+        }
         return;
     }
     const struct mk_config *c = &p->b->cfg;

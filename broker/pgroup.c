@@ -23,6 +23,7 @@
  */
 #include "broker/cluster.h"
 #include "broker/internal.h"
+#include "broker/le.h"
 #include "broker/log.h"
 #include "broker/pgroup.h"
 #include "broker/replica.h"
@@ -76,6 +77,12 @@ struct pread {
     struct pread *next;
 };
 
+/* A TRIM entry of the log, applied once committed. */
+struct trim {
+    uint64_t off, term, to;
+    struct trim *next;
+};
+
 struct producer {
     uint64_t id, seq, off, term;
     int64_t used_ms;
@@ -104,6 +111,9 @@ struct pgroup {
     unsigned try_rr; /* without a replica and a hint: whom to ask */
     struct pread *reads;
     int64_t prefer_ms; /* when the preferred leader was last considered */
+    struct trim *trims; /* written, not yet committed */
+    int64_t roll_ms;    /* when this leader last proposed a roll */
+    uint64_t trim_asked; /* the last TRIM this leader proposed */
 };
 
 static void settle(struct pgroup *g);
@@ -148,6 +158,45 @@ static void on_appended(void *ctx, uint64_t off, uint64_t term, const uint8_t *a
     pr->off = off;
     pr->term = term;
     pr->used_ms = sys_now_ms();
+}
+
+static void on_control(void *ctx, uint64_t off, uint64_t term, uint8_t tag, uint64_t arg)
+{
+    struct pgroup *g = ctx;
+    if (tag != REPLICA_CTL_TRIM)
+        return; /* a ROLL is the replica's own business */
+    struct trim *t = malloc(sizeof(*t));
+    if (!t)
+        return; /* the leader asks again at its next housekeeping */
+    *t = (struct trim){.off = off, .term = term, .to = arg, .next = g->trims};
+    g->trims = t;
+}
+
+/* Applies the TRIM entries the commit point passed (retention, decided by
+ * the leader once, the same on every replica). */
+static void apply_trims(struct pgroup *g)
+{
+    struct part *p = g->p;
+    for (struct trim **at = &g->trims; *at;) {
+        struct trim *t = *at;
+        if (t->off >= p->commit_off) {
+            at = &t->next;
+            continue;
+        }
+        *at = t->next;
+        if (t->off >= plog_first_off(&p->log) && plog_term_at(&p->log, t->off) == t->term) {
+            size_t n = 0;
+            int rc = plog_trim(&p->log, t->to, &n);
+            if (rc < 0)
+                mk_log(MK_WARN, "%s: retention: %s", gname(g), strerror(-rc));
+            else if (n)
+                mk_log(MK_INFO, "%s: retention: %zu segments deleted, the log starts at offset %" PRIu64,
+                       gname(g), n, plog_first_off(&p->log));
+            if (p->log.ckpt_off < plog_first_off(&p->log))
+                p->log.ckpt_off = plog_first_off(&p->log);
+        }
+        free(t);
+    }
 }
 
 /* The last record of producer id in the local log: its sequence, offset and
@@ -411,6 +460,7 @@ static void settle(struct pgroup *g)
         }
         if (!g->rep)
             break;
+        apply_trims(g);
         /* This node's writes, once committed here. */
         for (struct pwrite *w = g->wh; w;) {
             struct pwrite *next = w->next;
@@ -886,6 +936,35 @@ static void on_read_resp(struct pgroup *g, const struct wire_call *w)
     pr_finish(g, r, w->status, w->data, w->data_len, w->off);
 }
 
+/* The leader's part of retention and segment rolls, once a second: a ROLL
+ * when its active segment is full or old, a TRIM when segments are due. */
+void pgroup_housekeep(struct pgroup *g, int64_t now)
+{
+    struct part *p = g->p;
+    if (!is_leader(g) || !p->t)
+        return;
+    const struct mk_config *cfg = &p->b->cfg;
+    const struct topic_config *tc = &p->t->conf;
+    struct segment *a = plog_active(&p->log);
+    uint64_t off, term;
+    if (a->count > 0 && now - g->roll_ms >= 1000 &&
+        (a->bytes >= (uint64_t)topic_config_get(tc, cfg, TOPIC_SEGMENT_BYTES) ||
+         now - a->first_ts >= topic_config_get(tc, cfg, TOPIC_SEGMENT_MS))) {
+        if (replica_propose_control(g->rep, REPLICA_CTL_ROLL, 0, &off, &term) == 0) {
+            g->roll_ms = now;
+            wake(g);
+        }
+    }
+    uint64_t to = plog_retain_point(&p->log, now, topic_config_get(tc, cfg, TOPIC_RETENTION_MS),
+                                    topic_config_get(tc, cfg, TOPIC_RETENTION_BYTES), p->commit_off);
+    if (to > plog_first_off(&p->log) && to > g->trim_asked &&
+        replica_propose_control(g->rep, REPLICA_CTL_TRIM, to, &off, &term) == 0) {
+        g->trim_asked = to;
+        wake(g);
+    }
+    after_replica(g);
+}
+
 /* ------------------------------------------------------------ status */
 
 void pgroup_info(const struct pgroup *g, struct part_info *o)
@@ -934,7 +1013,16 @@ void pgroup_status(const struct pgroup *g, FILE *f)
 
 /* ------------------------------------------------------------ life */
 
-#define COMMIT_FILE "commit"
+#define COMMIT_FILE  "commit"
+#define REBUILT_FILE "rebuilt" /* a rebuilding replica caught up (cluster.h) */
+
+static void on_rebuilt(void *ctx)
+{
+    struct pgroup *g = ctx;
+    int rc = sys_write_atomic(g->p->log.dir, REBUILT_FILE, "", 0);
+    mk_log(MK_INFO, "%s: rebuilt replica caught up, votes again%s", gname(g),
+           rc < 0 ? " (marker not saved)" : "");
+}
 
 static uint64_t read_commit(const char *dir)
 {
@@ -992,6 +1080,14 @@ int pgroup_open(struct cluster *c, struct part *p)
                             ? e.pos + e.len
                             : plog_first_pos(&p->log);
         g->saved_commit = saved;
+        /* TRIM entries past the saved commit may be committed before the
+         * crash and not applied yet: applied once the commit passes them. */
+        for (uint64_t o = saved; o < plog_next_off(&p->log); o++) {
+            uint8_t ctl[REPLICA_CTL_LEN];
+            if (plog_entry(&p->log, o, &e) == 0 && seg_kind_of(&e) == SEG_CONTROL &&
+                e.aux_len == REPLICA_CTL_LEN && plog_read_aux(&p->log, o, &e, ctl) == 0)
+                on_control(g, o, plog_term_at(&p->log, o), ctl[0], le_get64(ctl + 1));
+        }
         struct raft_conf conf = {.n = 0};
         for (uint32_t i = 0; i < g->nrep; i++)
             conf.servers[conf.n++] = (struct raft_server){.id = g->replicas[i], .voter = true};
@@ -1002,12 +1098,19 @@ int pgroup_open(struct cluster *c, struct part *p)
             .election_ticks = CLUSTER_ELECTION_TICK,
             .heartbeat_ticks = 1,
             .seed = g->id ^ ((uint64_t)g->self << 48) ^ uv_hrtime(),
-            .segment_bytes = topic_config_get(&t->conf, cfg, TOPIC_SEGMENT_BYTES),
-            .segment_ms = topic_config_get(&t->conf, cfg, TOPIC_SEGMENT_MS),
+            /* Segments roll at ROLL entries only (pgroup_housekeep), so
+             * that every replica has the same ones. */
+            .segment_bytes = INT64_MAX,
+            .segment_ms = INT64_MAX / 2,
             .max_record = cfg->message_max_bytes + 1 + REPLICA_AUX_PRODUCER_LEN,
             .no_sync = cfg->fsync == MK_FSYNC_NEVER};
-        struct replica_io io = {
-            .ctx = g, .send = on_send, .committed = on_committed, .appended = on_appended};
+        ro.rebuilding = cluster_rebuilding(c) && !sys_exists_in(p->log.dir, REBUILT_FILE);
+        struct replica_io io = {.ctx = g,
+                                .send = on_send,
+                                .committed = on_committed,
+                                .appended = on_appended,
+                                .control = on_control,
+                                .rebuilt = on_rebuilt};
         if ((rc = replica_open(&g->rep, cluster_loop(c), &p->log, &ro, &io)) < 0) {
             free(g);
             return rc;
@@ -1035,6 +1138,11 @@ void pgroup_close(struct part *p, int status)
         pw_finish(g, g->wh, status);
     while (g->reads)
         pr_finish(g, g->reads, status, NULL, 0, 0);
+    while (g->trims) {
+        struct trim *t = g->trims;
+        g->trims = t->next;
+        free(t);
+    }
     while (g->fh) {
         struct fwd_in *f = g->fh;
         g->fh = f->next;

@@ -86,6 +86,10 @@ void pgroup_status(const struct pgroup *g, FILE *f);
 /* The comma-separated lists for the xattrs: which = 'r' replicas, 'i' isr. */
 void pgroup_list(const struct pgroup *g, char which, char *buf, size_t n);
 
+/* Once a second (part_housekeep): a leader proposes segment rolls and
+ * retention for its replicas (see replica.h, CONTROL ENTRIES). */
+void pgroup_housekeep(struct pgroup *g, int64_t now_ms);
+
 /* Saves the commit offset (DIR/commit) if it moved: at the next start the
  * file shows what was committed before, at once. */
 void pgroup_save_commit(struct pgroup *g);

@@ -646,14 +646,13 @@ int plog_truncate(struct plog *l, uint64_t off)
     return 0;
 }
 
-int plog_retain(struct plog *l, int64_t now_ms, int64_t retention_ms, int64_t retention_bytes,
-                uint64_t durable_off, size_t *deleted)
+uint64_t plog_retain_point(const struct plog *l, int64_t now_ms, int64_t retention_ms,
+                           int64_t retention_bytes, uint64_t durable_off)
 {
-    size_t del = 0;
-    int rc = 0;
     uint64_t total = plog_bytes(l);
-    while (l->nsegs > 1) {
-        struct segment *s = &l->segs[0];
+    size_t k = 0;
+    for (; k + 1 < l->nsegs; k++) {
+        const struct segment *s = &l->segs[k];
         if (s->base_off + s->count > durable_off)
             break;
         bool old = retention_ms >= 0 && now_ms - s->last_ts > retention_ms;
@@ -661,9 +660,18 @@ int plog_retain(struct plog *l, int64_t now_ms, int64_t retention_ms, int64_t re
         if (!old && !big)
             break;
         total -= s->bytes;
+    }
+    return l->segs[k].base_off;
+}
+
+int plog_trim(struct plog *l, uint64_t off, size_t *deleted)
+{
+    size_t del = 0;
+    int rc = 0;
+    while (l->nsegs > 1 && l->segs[0].base_off + l->segs[0].count <= off) {
         /* Forget it first: from here on reads below its end fail cleanly. */
-        struct segment gone = *s;
-        memmove(&l->segs[0], &l->segs[1], (l->nsegs - 1) * sizeof(*s));
+        struct segment gone = l->segs[0];
+        memmove(&l->segs[0], &l->segs[1], (l->nsegs - 1) * sizeof(gone));
         l->nsegs--;
         int r = seg_remove(&gone, l->dir);
         if (r < 0 && rc == 0)
@@ -673,6 +681,13 @@ int plog_retain(struct plog *l, int64_t now_ms, int64_t retention_ms, int64_t re
     if (deleted)
         *deleted = del;
     return rc;
+}
+
+int plog_retain(struct plog *l, int64_t now_ms, int64_t retention_ms, int64_t retention_bytes,
+                uint64_t durable_off, size_t *deleted)
+{
+    return plog_trim(l, plog_retain_point(l, now_ms, retention_ms, retention_bytes, durable_off),
+                     deleted);
 }
 
 /* -------------------------------------------------------------- durability */

@@ -148,6 +148,15 @@ int plog_truncate(struct plog *l, uint64_t off);
 int plog_retain(struct plog *l, int64_t now_ms, int64_t retention_ms, int64_t retention_bytes,
                 uint64_t durable_off, size_t *deleted);
 
+/* What plog_retain would do, without doing it: the offset the log would
+ * start at (plog_first_off when nothing would go). */
+uint64_t plog_retain_point(const struct plog *l, int64_t now_ms, int64_t retention_ms,
+                           int64_t retention_bytes, uint64_t durable_off);
+
+/* Deletes the leading sealed segments that end at or below offset off (a
+ * replicated retention decision: every replica has the same segments). */
+int plog_trim(struct plog *l, uint64_t off, size_t *deleted);
+
 /* ---- durability, split for the thread pool -------------------------------
  * plog_sync_prepare (loop) collects duplicated descriptors of the files that
  * may hold unsynced bytes beyond position `from_pos` (the .logs, plus the

@@ -81,12 +81,24 @@ int replica_payload_decode(const void *buf, size_t len, int64_t *ts, const uint8
                            uint32_t *aux_len, const uint8_t **rec, uint32_t *rec_len)
 {
     const uint8_t *p = buf;
-    if (len < REPLICA_PAYLOAD_HDR || p[0] != 1 || p[1] != 0)
+    if (len < REPLICA_PAYLOAD_HDR || p[0] != 1 || (p[1] & ~1u) != 0)
         return -EBADMSG;
     uint32_t a = le_get32(p + 10);
     if (a > len - REPLICA_PAYLOAD_HDR)
         return -EBADMSG;
     size_t rl = len - REPLICA_PAYLOAD_HDR - a;
+    if (p[1] & 1) {
+        /* A control entry: its control and nothing else. */
+        if (rl != 0 || a != REPLICA_CTL_LEN ||
+            (p[REPLICA_PAYLOAD_HDR] != REPLICA_CTL_ROLL && p[REPLICA_PAYLOAD_HDR] != REPLICA_CTL_TRIM))
+            return -EBADMSG;
+        *ts = (int64_t)le_get64(p + 2);
+        *aux = p + REPLICA_PAYLOAD_HDR;
+        *aux_len = a;
+        *rec = NULL;
+        *rec_len = 0;
+        return 0;
+    }
     if (rl == 0 || rl > UINT32_MAX || p[len - 1] != '\n')
         return -EBADMSG;
     *ts = (int64_t)le_get64(p + 2);
@@ -177,7 +189,7 @@ static int log_entries(void *ctx, uint64_t lo, uint64_t hi, struct raft_entry *o
         int rc = plog_entry(l, i - 1, &e);
         if (rc < 0)
             return -ENOENT;
-        if (seg_kind_of(&e) == SEG_RECORD)
+        if (seg_kind_of(&e) == SEG_RECORD || seg_kind_of(&e) == SEG_CONTROL)
             need += REPLICA_PAYLOAD_HDR + e.aux_len + e.len;
         else
             need += e.aux_len;
@@ -212,6 +224,15 @@ static int log_entries(void *ctx, uint64_t lo, uint64_t hi, struct raft_entry *o
                 return -EIO;
             o->type = RAFT_ENTRY_NORMAL;
             o->len = REPLICA_PAYLOAD_HDR + e.aux_len + e.len;
+        } else if (seg_kind_of(&e) == SEG_CONTROL) {
+            p[0] = 1;
+            p[1] = 1; /* CONTROL */
+            le_put64(p + 2, (uint64_t)e.ts);
+            le_put32(p + 10, e.aux_len);
+            if ((rc = plog_read_aux(l, off, &e, p + REPLICA_PAYLOAD_HDR)) < 0)
+                return -EIO;
+            o->type = RAFT_ENTRY_NORMAL;
+            o->len = REPLICA_PAYLOAD_HDR + e.aux_len;
         } else {
             if ((rc = plog_read_aux(l, off, &e, p)) < 0)
                 return -EIO;
@@ -252,6 +273,14 @@ static int append_batch(struct replica *r, const struct raft_entry *es, size_t n
             uint32_t alen, rlen;
             if (replica_payload_decode(e->buf, e->len, &it->ts, &aux, &alen, &rec, &rlen) < 0)
                 return -EBADMSG;
+            if (rlen == 0) {
+                it->kind = SEG_CONTROL;
+                it->aux = aux;
+                it->aux_len = alen;
+                if (r->io.control)
+                    r->io.control(r->io.ctx, e->index - 1, e->term, aux[0], le_get64(aux + 1));
+                continue;
+            }
             it->kind = SEG_RECORD;
             it->len = rlen;
             if (alen && r->io.appended)
@@ -267,6 +296,13 @@ static int append_batch(struct replica *r, const struct raft_entry *es, size_t n
     }
     return plog_append_items(r->log, es[0].term, sys_now_ms(), iov, iovcnt, items, n,
                              (uint64_t)r->opt.segment_bytes, r->opt.segment_ms);
+}
+
+static bool is_roll(const struct raft_entry *e)
+{
+    const uint8_t *p = e->buf;
+    return e->type == RAFT_ENTRY_NORMAL && e->len == REPLICA_PAYLOAD_HDR + REPLICA_CTL_LEN &&
+           (p[1] & 1) && p[REPLICA_PAYLOAD_HDR] == REPLICA_CTL_ROLL;
 }
 
 static int write_entries(struct replica *r, const struct raft_entry *es, size_t n)
@@ -285,9 +321,12 @@ static int write_entries(struct replica *r, const struct raft_entry *es, size_t 
     }
     for (size_t i = 0; i < n;) {
         size_t k = 1;
-        while (i + k < n && k < BATCH_MAX && es[i + k].term == es[i].term)
+        while (i + k < n && k < BATCH_MAX && es[i + k].term == es[i].term && !is_roll(&es[i + k - 1]))
             k++;
         if ((rc = append_batch(r, es + i, k)) < 0)
+            return rc;
+        /* A ROLL entry ends its segment, on every replica alike. */
+        if (is_roll(&es[i + k - 1]) && (rc = plog_roll(r->log)) < 0)
             return rc;
         i += k;
     }
@@ -532,6 +571,29 @@ void replica_close(struct replica *r)
 struct raft *replica_raft(struct replica *r)
 {
     return r->raft;
+}
+
+int replica_propose_control(struct replica *r, uint8_t tag, uint64_t arg, uint64_t *off,
+                            uint64_t *term)
+{
+    uint8_t buf[REPLICA_PAYLOAD_HDR + REPLICA_CTL_LEN];
+    buf[0] = 1;
+    buf[1] = 1; /* CONTROL */
+    le_put64(buf + 2, (uint64_t)sys_now_ms());
+    le_put32(buf + 10, REPLICA_CTL_LEN);
+    buf[REPLICA_PAYLOAD_HDR] = tag;
+    le_put64(buf + REPLICA_PAYLOAD_HDR + 1, arg);
+    struct raft_buf rb = {buf, sizeof(buf)};
+    uint64_t index;
+    int rc = raft_propose(r->raft, &rb, 1, &index);
+    if (rc == 0) {
+        if (off)
+            *off = index - 1;
+        if (term)
+            *term = raft_term(r->raft);
+        process(r);
+    }
+    return rc;
 }
 
 int replica_transfer(struct replica *r, uint64_t to)

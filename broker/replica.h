@@ -33,6 +33,16 @@
  *  14+A   the record's bytes, '\n' included (what the partition file shows)
  *   A follower refuses (drops the message of) a payload that does not parse
  *   or whose record does not end with '\n'.
+ *   With flags bit 0 (CONTROL) the entry is a control entry of the log, not
+ *   a record: no record bytes follow, the side data is the control (tag u8,
+ *   offset u64; see REPLICA_CTL_*), it is stored as a SEG_CONTROL entry
+ *   (an offset, no byte position) and never shows in the partition file.
+ *
+ * CONTROL ENTRIES keep every replica's segments identical: a replicated
+ * log rolls its segment right after a ROLL entry and at no other time, and
+ * drops its leading segments below offset X when a TRIM X entry is
+ * committed (the owner applies it: replica_trim), so retention moves the
+ * start of every replica's log to the same offset and byte position.
  *
  * Loop thread only; callbacks (send, committed) run on it, never inside the
  * call that caused them... except send and committed run from inside
@@ -60,11 +70,17 @@ struct replica_io {
      * offset off in term `term` (at the leader when proposed, at a follower
      * when received); aux valid for the call only. */
     void (*appended)(void *ctx, uint64_t off, uint64_t term, const uint8_t *aux, uint32_t aux_len);
+    /* Optional: a control entry (tag, arg) was written at offset off in
+     * term `term`. */
+    void (*control)(void *ctx, uint64_t off, uint64_t term, uint8_t tag, uint64_t arg);
     /* Sends m (copy it: it is valid for the call only) to node `to`. */
     void (*send)(void *ctx, uint64_t to, const struct raft_msg *m);
     /* Everything below offset commit_off (bytes below commit_pos) is
      * committed and durable here. */
     void (*committed)(void *ctx, uint64_t commit_off, uint64_t commit_pos);
+    /* Optional: a rebuilding replica caught up and votes again (persist
+     * that, so that a restart does not rebuild again). */
+    void (*rebuilt)(void *ctx);
 };
 
 struct replica_options {
@@ -76,6 +92,7 @@ struct replica_options {
     uint32_t max_record;               /* longest record (message.max.bytes): bounds the
                                           entries per APPEND so that one fits a frame */
     bool no_sync; /* fsync=never: written entries count as persisted at once */
+    bool rebuilding; /* a wiped node's group: no vote until caught up (raft.h) */
 };
 
 /* SIDE DATA of a record: fields of tag u8, length u16, bytes.  Tag 1: the
@@ -84,6 +101,10 @@ struct replica_options {
  * know them (Kafka keys and headers come next). */
 #define REPLICA_AUX_PRODUCER     1
 #define REPLICA_AUX_PRODUCER_LEN (3 + 16)
+
+#define REPLICA_CTL_ROLL 1 /* close the segment after this entry */
+#define REPLICA_CTL_TRIM 2 /* once committed: drop the segments below the offset */
+#define REPLICA_CTL_LEN  9
 
 struct replica_producer {
     uint64_t id;  /* nonzero */
@@ -117,6 +138,11 @@ int replica_propose(struct replica *r, const struct iovec *iov, int iovcnt, cons
 
 struct raft *replica_raft(struct replica *r);
 
+/* Leader only: proposes a control entry (REPLICA_CTL_ROLL, or _TRIM with
+ * the offset below which segments go). */
+int replica_propose_control(struct replica *r, uint8_t tag, uint64_t arg, uint64_t *off,
+                            uint64_t *term);
+
 /* Leader only: hands leadership to voter `to` (raft_transfer). */
 int replica_transfer(struct replica *r, uint64_t to);
 
@@ -125,7 +151,8 @@ int replica_transfer(struct replica *r, uint64_t to);
 void replica_payload_encode(uint8_t *buf, int64_t ts, const void *aux, uint32_t aux_len,
                             const void *rec, uint32_t len);
 
-/* Parses a payload: 0 or -EBADMSG. */
+/* Parses a payload: 0 or -EBADMSG.  *rec_len is 0 (and *rec NULL) for a
+ * control entry, whose control is then *aux. */
 int replica_payload_decode(const void *buf, size_t len, int64_t *ts, const uint8_t **aux,
                            uint32_t *aux_len, const uint8_t **rec, uint32_t *rec_len);
 

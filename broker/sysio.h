@@ -12,6 +12,7 @@
 #ifndef MK_SYSIO_H
 #define MK_SYSIO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -55,6 +56,8 @@ int sys_fsync_dir(const char *dir);
  * fsyncs it, renames it over dir/name, fsyncs dir.  After a crash the file
  * holds either the old or the new content, never a mix. */
 int sys_write_atomic(const char *dir, const char *name, const void *data, size_t len);
+/* Whether dir/name exists. */
+bool sys_exists_in(const char *dir, const char *name);
 
 /* Reads a whole small file into a NUL-terminated malloc'ed buffer (caller
  * frees).  Refuses files larger than max with -EFBIG. */

@@ -299,8 +299,12 @@ bool netport_connected(const struct netport *np, uint32_t id)
 static void send_hello(struct conn *c, enum wire_type t, uint32_t to)
 {
     struct netport *np = c->np;
-    struct wire_hello h = {
-        .cluster_id = np->cluster, .from = np->cfg.node_id, .to = to, .max_version = WIRE_VERSION};
+    struct wire_hello h = {.cluster_id = np->cluster,
+                           .from = np->cfg.node_id,
+                           .to = to,
+                           .max_version = WIRE_VERSION,
+                           .incarnation = np->ops.incarnation,
+                           .known = np->ops.known ? np->ops.known(np->ops.ctx, to) : 0};
     if (wire_hello_encode(&np->wb, t, &h) == 0)
         send_frame(c);
 }
@@ -318,11 +322,13 @@ static void refuse(struct conn *c, uint8_t reason, const char *text)
 
 /* ------------------------------------------------------------ receiving */
 
-static void up(struct conn *c)
+static void up(struct conn *c, const struct wire_hello *h)
 {
     struct netport *np = c->np;
     struct peer *p = c->peer;
     conn_set(c, C_UP);
+    if (np->ops.hello)
+        np->ops.hello(np->ops.ctx, p->cfg.id, h->incarnation, h->known);
     p->connects++;
     p->backoff_ms = BACKOFF_MIN_MS;
     p->last_error[0] = '\0';
@@ -380,7 +386,7 @@ static void on_hello(struct conn *c, const struct wire_hello *h)
     p->conn = c;
     send_hello(c, WIRE_HELLO_OK, h->from);
     if (c->state == C_HELLO) /* not closed by a failed write */
-        up(c);
+        up(c, h);
 }
 
 static void dispatch(struct conn *c)
@@ -420,7 +426,7 @@ static void dispatch(struct conn *c)
             conn_close(c, "its HELLO_OK names another cluster or node");
             return;
         }
-        up(c);
+        up(c, &h);
         return;
     }
     }

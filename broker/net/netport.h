@@ -44,6 +44,13 @@ struct netport;
 
 struct netport_ops {
     void *ctx;
+    /* This node's incarnation (its data dir's id), sent in every HELLO. */
+    uint64_t incarnation;
+    /* Optional: the incarnation this node last saw of peer id (0: none). */
+    uint64_t (*known)(void *ctx, uint32_t id);
+    /* Optional: a handshake with peer id is done (before `peer` reports it
+     * up): its incarnation, and the one it last saw of this node. */
+    void (*hello)(void *ctx, uint32_t id, uint64_t incarnation, uint64_t knew_us);
     /* A Raft message of group `group` from peer `from`; m and its entries are
      * borrowed for the call only.  May be NULL (messages are then counted
      * as unroutable). */

@@ -195,6 +195,8 @@ int wire_hello_encode(struct wire_buf *b, enum wire_type t, const struct wire_he
     wire_put_u32(b, h->from);
     wire_put_u32(b, h->to);
     wire_put_u8(b, h->max_version);
+    wire_put_u64(b, h->incarnation);
+    wire_put_u64(b, h->known);
     return wire_end(b);
 }
 
@@ -206,6 +208,8 @@ int wire_hello_decode(const uint8_t *body, size_t len, struct wire_hello *h)
     h->from = wire_get_u32(&r);
     h->to = wire_get_u32(&r);
     h->max_version = wire_get_u8(&r);
+    h->incarnation = wire_get_u64(&r);
+    h->known = wire_get_u64(&r);
     return wire_rd_done(&r) ? 0 : -EBADMSG;
 }
 

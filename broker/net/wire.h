@@ -20,7 +20,10 @@
  * a lying count can never read past the frame or allocate unboundedly.
  *
  * BODIES
- *   HELLO / HELLO_OK   cluster_id u64, from u32, to u32, max_version u8
+ *   HELLO / HELLO_OK   cluster_id u64, from u32, to u32, max_version u8,
+ *                      incarnation u64 (the sender's data dir's, random at
+ *                      its creation), known u64 (the incarnation the sender
+ *                      last saw of the receiver, 0: none)
  *                      (the dialer sends HELLO, the acceptor answers
  *                      HELLO_OK or WIRE_REFUSE and closes)
  *   REFUSE             reason u8 (enum wire_refusal), text (u16 len, bytes)
@@ -150,6 +153,7 @@ struct wire_hello {
     uint64_t cluster_id;
     uint32_t from, to;
     uint8_t max_version;
+    uint64_t incarnation, known;
 };
 int wire_hello_encode(struct wire_buf *b, enum wire_type t, const struct wire_hello *h);
 int wire_hello_decode(const uint8_t *body, size_t len, struct wire_hello *h);

@@ -163,7 +163,8 @@ static int raw_connect(int i)
 static int raw_hello(struct wire_buf *b, int to, uint64_t id, uint32_t from)
 {
     int fd = raw_connect(to);
-    struct wire_hello h = {.cluster_id = id, .from = from, .to = (uint32_t)to, .max_version = 1};
+    struct wire_hello h = {
+        .cluster_id = id, .from = from, .to = (uint32_t)to, .max_version = 1, .incarnation = 7};
     cr_assert_eq(wire_hello_encode(b, WIRE_HELLO, &h), 0);
     cr_assert_eq(write(fd, b->p, b->len), (ssize_t)b->len);
     return fd;
@@ -236,7 +237,8 @@ Test(netport, a_node_that_is_not_configured_is_refused)
     start(2, id);
     int fd = raw_connect(2);
     struct wire_buf b = {0};
-    struct wire_hello h = {.cluster_id = id, .from = 9, .to = 2, .max_version = 1};
+    struct wire_hello h = {
+        .cluster_id = id, .from = 9, .to = 2, .max_version = 1, .incarnation = 7};
     cr_assert_eq(wire_hello_encode(&b, WIRE_HELLO, &h), 0);
     cr_assert_eq(write(fd, b.p, b.len), (ssize_t)b.len);
     RUN_UNTIL(5, closed_by_peer(fd));

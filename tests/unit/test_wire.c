@@ -69,16 +69,21 @@ Test(wire, hello_round_trips)
     struct wire_hello h = {.cluster_id = 0x1122334455667788ull,
                            .from = 2,
                            .to = 3,
-                           .max_version = 1},
+                           .max_version = 1,
+                           .incarnation = 0x0102030405060708ull,
+                           .known = 0xf1f2f3f4f5f6f7f8ull},
                       out;
     cr_assert_eq(wire_hello_encode(&b, WIRE_HELLO, &h), 0);
     struct wire_hdr hd = frame_ok();
     cr_assert_eq(hd.type, WIRE_HELLO);
+    cr_assert_eq(hd.length, 8 + 4 + 4 + 1 + 8 + 8, "the layout of wire.h");
     cr_assert_eq(wire_hello_decode(b.p + WIRE_HDR, hd.length, &out), 0);
     cr_assert_eq(out.cluster_id, h.cluster_id);
     cr_assert_eq(out.from, 2);
     cr_assert_eq(out.to, 3);
     cr_assert_eq(out.max_version, 1);
+    cr_assert_eq(out.incarnation, h.incarnation);
+    cr_assert_eq(out.known, h.known);
 }
 
 Test(wire, refuse_round_trips_and_text_is_made_printable)
@@ -226,7 +231,7 @@ Test(wire, truncated_or_overlong_bodies_are_refused)
     cr_assert_eq(wire_raft_decode(body, n + 1, 16, &group, &out, &got), -EBADMSG);
     free(body);
 
-    struct wire_hello hl = {1, 2, 3, 1}, ho;
+    struct wire_hello hl = {1, 2, 3, 1, 4, 5}, ho;
     cr_assert_eq(wire_hello_encode(&b, WIRE_HELLO, &hl), 0);
     for (size_t k = 0; k < b.len - WIRE_HDR; k++)
         cr_assert_eq(wire_hello_decode(b.p + WIRE_HDR, k, &ho), -EBADMSG);
