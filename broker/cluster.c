@@ -317,9 +317,7 @@ static void answer_waiters(struct cluster *c, uint64_t off, int status)
 
 static void save_applied(struct cluster *c)
 {
-    char buf[32];
-    int n = snprintf(buf, sizeof(buf), "%" PRIu64 "\n", c->applied);
-    int rc = sys_write_atomic(c->mlog.dir, "applied", buf, (size_t)n);
+    int rc = sys_write_number(c->mlog.dir, "applied", c->applied);
     if (rc < 0)
         mk_log(MK_WARN, "metadata group: saving the applied offset: %s", strerror(-rc));
 }
@@ -361,22 +359,6 @@ static void meta_committed(void *ctx, uint64_t off, uint64_t pos)
     if (any)
         save_applied(c);
     c->subs_dirty = true; /* checked once the replica call returned */
-}
-
-static uint64_t read_applied(const char *dir)
-{
-    char path[PATH_MAX + 16], *buf;
-    size_t len;
-    int64_t v = 0;
-    snprintf(path, sizeof(path), "%s/applied", dir);
-    if (sys_read_small(path, 64, &buf, &len) < 0)
-        return 0;
-    if (len > 1 && buf[len - 1] == '\n')
-        buf[len - 1] = '\0';
-    if (cfg_parse_i64(buf, 0, INT64_MAX, &v) < 0)
-        v = 0; /* unreadable: apply again from the start, idempotently */
-    free(buf);
-    return (uint64_t)v;
 }
 
 /* ------------------------------------------------------------ proposing */
@@ -970,7 +952,7 @@ int cluster_open(struct cluster **out, uv_loop_t *loop, struct broker *b, uint64
         free(c);
         return rc;
     }
-    c->applied = read_applied(dir);
+    c->applied = sys_read_number(dir, "applied"); /* 0: apply again, idempotently */
     c->loop = loop;
     c->cluster_id = cluster_id;
     c->rebuild = sys_exists_in(data_dir, REBUILD_FILE);

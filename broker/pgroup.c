@@ -507,9 +507,10 @@ static bool is_replica(const struct pgroup *g, uint32_t id)
 
 static uint32_t isr_now(const struct pgroup *g);
 
-/* The leader's state (QUIESCE) to `to`, or to every node without a replica
- * (to = 0): they learn the leader, its commit and the in-sync replicas. */
-static void tell_state(struct pgroup *g, uint32_t to)
+/* The leader's state (QUIESCE) to `to`, or (to = 0) to every node without a
+ * replica, or to every other node when `all`: followers quiesce on it;
+ * nodes without a replica learn the leader, its commit and the ISR. */
+static void tell_state(struct pgroup *g, uint32_t to, bool all)
 {
     struct raft *r = replica_raft(g->rep);
     struct wire_call q = {.kind = WIRE_QUIESCE,
@@ -520,7 +521,7 @@ static void tell_state(struct pgroup *g, uint32_t to)
     size_t n;
     const uint32_t *ids = cluster_nodes(g->c, &n);
     for (size_t i = 0; i < n; i++)
-        if ((to ? ids[i] == to : !is_replica(g, ids[i])) && ids[i] != g->self)
+        if ((to ? ids[i] == to : all || !is_replica(g, ids[i])) && ids[i] != g->self)
             cluster_send_call(g->c, ids[i], &q);
 }
 
@@ -536,7 +537,7 @@ static void after_replica(struct pgroup *g)
         mk_log(MK_INFO, "%s: %s (term %" PRIu64 ")", gname(g),
                leader ? "this node leads" : "this node no longer leads", raft_term(r));
         if (leader)
-            tell_state(g, 0);
+            tell_state(g, 0, false);
     }
     if (g->unsettled)
         settle(g);
@@ -683,7 +684,7 @@ void pgroup_peer(struct pgroup *g, uint32_t id, bool up)
         return;
     if (!is_replica(g, id)) {
         if (up && is_leader(g))
-            tell_state(g, id); /* a node without a replica learns the leader */
+            tell_state(g, id, false); /* a node without a replica learns the leader */
         return;
     }
     /* Down: its followers must elect, and a leader must check its quorum.
@@ -798,16 +799,7 @@ void pgroup_tick(struct pgroup *g, int64_t now)
     bool preferred_waits = g->replicas[0] != g->self && cluster_connected(g->c, g->replicas[0]);
     if (is_leader(g) && leader_idle(g) && !preferred_waits) {
         if (++g->idle >= IDLE_TICKS) {
-            struct raft *r = replica_raft(g->rep);
-            struct wire_call q = {.kind = WIRE_QUIESCE,
-                                  .group = g->id,
-                                  .term = raft_term(r),
-                                  .commit = raft_commit(r),
-                                  .size = isr_now(g)};
-            for (uint32_t i = 0; i < g->nrep; i++)
-                if (g->replicas[i] != g->self)
-                    cluster_send_call(g->c, g->replicas[i], &q);
-            tell_state(g, 0);
+            tell_state(g, 0, true);
             g->quiet = true;
         }
     } else {
@@ -1024,30 +1016,12 @@ static void on_rebuilt(void *ctx)
            rc < 0 ? " (marker not saved)" : "");
 }
 
-static uint64_t read_commit(const char *dir)
-{
-    char path[PATH_MAX + 16], *buf;
-    size_t len;
-    int64_t v = 0;
-    snprintf(path, sizeof(path), "%s/" COMMIT_FILE, dir);
-    if (sys_read_small(path, 64, &buf, &len) < 0)
-        return 0;
-    if (len > 1 && buf[len - 1] == '\n')
-        buf[len - 1] = '\0';
-    if (cfg_parse_i64(buf, 0, INT64_MAX, &v) < 0)
-        v = 0;
-    free(buf);
-    return (uint64_t)v;
-}
-
 void pgroup_save_commit(struct pgroup *g)
 {
     struct part *p = g->p;
     if (!g->rep || p->commit_off == g->saved_commit)
         return;
-    char buf[32];
-    int n = snprintf(buf, sizeof(buf), "%" PRIu64 "\n", p->commit_off);
-    if (sys_write_atomic(p->log.dir, COMMIT_FILE, buf, (size_t)n) == 0)
+    if (sys_write_number(p->log.dir, COMMIT_FILE, p->commit_off) == 0)
         g->saved_commit = p->commit_off;
 }
 
@@ -1069,7 +1043,7 @@ int pgroup_open(struct cluster *c, struct part *p)
     if (p->local) {
         /* What was committed before a restart shows at once; the rest
          * once the leader says so. */
-        uint64_t saved = read_commit(p->log.dir);
+        uint64_t saved = sys_read_number(p->log.dir, COMMIT_FILE);
         if (saved > plog_next_off(&p->log))
             saved = plog_next_off(&p->log);
         if (saved < plog_first_off(&p->log))

@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -256,4 +257,28 @@ bool sys_exists_in(const char *dir, const char *name)
     struct stat st;
     return snprintf(path, sizeof(path), "%s/%s", dir, name) < (int)sizeof(path) &&
            stat(path, &st) == 0;
+}
+
+uint64_t sys_read_number(const char *dir, const char *name)
+{
+    char path[PATH_MAX], *buf, *end;
+    size_t len;
+    if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path) ||
+        sys_read_small(path, 64, &buf, &len) < 0)
+        return 0;
+    if (len > 1 && buf[len - 1] == '\n')
+        buf[len - 1] = '\0';
+    errno = 0;
+    unsigned long long v = buf[0] >= '0' && buf[0] <= '9' ? strtoull(buf, &end, 10) : 0;
+    if (errno || buf[0] < '0' || buf[0] > '9' || *end || v > INT64_MAX)
+        v = 0;
+    free(buf);
+    return (uint64_t)v;
+}
+
+int sys_write_number(const char *dir, const char *name, uint64_t v)
+{
+    char buf[32];
+    int n = snprintf(buf, sizeof(buf), "%" PRIu64 "\n", v);
+    return sys_write_atomic(dir, name, buf, (size_t)n);
 }

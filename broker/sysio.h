@@ -56,6 +56,11 @@ int sys_fsync_dir(const char *dir);
  * fsyncs it, renames it over dir/name, fsyncs dir.  After a crash the file
  * holds either the old or the new content, never a mix. */
 int sys_write_atomic(const char *dir, const char *name, const void *data, size_t len);
+/* A small file holding one decimal number and '\n' (an applied or commit
+ * offset): read (0 when missing or unreadable) and replaced atomically. */
+uint64_t sys_read_number(const char *dir, const char *name);
+int sys_write_number(const char *dir, const char *name, uint64_t v);
+
 /* Whether dir/name exists. */
 bool sys_exists_in(const char *dir, const char *name);
 
