@@ -3,7 +3,8 @@
 # replicated (ROLL and TRIM control entries): with small segments and
 # retention.bytes, writes from every mount make the log start move, and it
 # moves to the same offset and byte position on all three nodes; the bytes
-# are identical; a node killed and restarted keeps that start.
+# are identical; a node killed and restarted keeps that start; a node
+# rebuilt from an empty data dir starts at the leader's retained start.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" || exit 1
 
 PORT=$((25000 + RANDOM % 2000))
@@ -35,8 +36,13 @@ same_bytes() {
 mkdir "$T/m1/ret" || fail "mkdir"
 setfattr -n user.segment.bytes -v 4096 "$T/m2/ret" || fail "setfattr segment.bytes"
 setfattr -n user.retention.bytes -v 8192 "$T/m3/ret" || fail "setfattr retention.bytes"
-for k in $(seq 1 400); do
-    echo "record $k $(printf '%040d' "$k")" >>"$T/m$((k % 3 + 1))/$F" || fail "append $k"
+# Four rounds a second and a half apart: the leader checks its active
+# segment once a second, so each round ends up in its own segments.
+for round in 0 1 2 3; do
+    for k in $(seq $((round * 100 + 1)) $((round * 100 + 100))); do
+        echo "record $k $(printf '%040d' "$k")" >>"$T/m$((k % 3 + 1))/$F" || fail "append $k"
+    done
+    sleep 1.5
 done
 wait_until 15 "the log start moved, the same on every node" starts_agree
 wait_until 10 "the same bytes on every node" same_bytes
@@ -57,5 +63,16 @@ wait_exit "${PID[2]}" 10 || fail "node 2 survived kill -9"
 start_node 2
 wait_until 15 "node 2 agrees on the log start after its restart" starts_agree
 wait_until 10 "the same bytes after the restart" same_bytes
+
+# A node rebuilt from an empty data dir after retention moved the start:
+# it starts at the leader's first retained offset and position.
+MK_PID=${PID[3]} MNT=$T/m3 mk_stop
+rm -rf "$T/d3"
+echo "after the wipe" >>"$T/m1/$F" || fail "append while node 3 is away"
+start_node 3
+wait_until 15 "node 3, rebuilt, agrees on the log start" starts_agree
+wait_until 10 "the same bytes on the rebuilt node" same_bytes
+assert_eq "after the wipe" "$(tail -n 1 "$T/m3/$F")" "last record on the rebuilt node"
+log "node 3 rebuilt from an empty data dir: log start offset $START_OFF, position $START_POS"
 for i in 1 2 3; do MK_PID=${PID[$i]} MNT=$T/m$i mk_stop; done
 log ok
