@@ -17,6 +17,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #define META_GROUP 0
@@ -98,6 +99,7 @@ struct cluster {
     bool hold;       /* a new data dir: the metadata group waits for the peers */
     unsigned hellos; /* handshakes while holding */
     bool rebuild;    /* this data dir replaces a wiped one (DATA/rebuild) */
+    int64_t rebuild_check_ms;
     struct csync *syncs;
 };
 
@@ -105,6 +107,7 @@ static void msubs_check(struct cluster *c);
 static uint64_t on_port_known(void *ctx, uint32_t id);
 static void on_port_hello(void *ctx, uint32_t id, uint64_t inc, uint64_t knew_us);
 static void meta_rebuilt(void *ctx);
+static void rebuild_check(struct cluster *c, int64_t now);
 #define REBUILT_FILE "rebuilt"
 static void syncs_check(struct cluster *c, int64_t now);
 
@@ -833,6 +836,8 @@ static void on_tick(uv_timer_t *t)
     for (size_t i = 0; i < c->ngroups; i++)
         pgroup_tick(c->groups[i].g, now);
     syncs_check(c, now);
+    if (c->rebuild && c->meta && now - c->rebuild_check_ms >= 1000)
+        rebuild_check(c, now);
     uint64_t leader = raft_leader(replica_raft(c->meta));
     if (leader != c->meta_leader_seen) {
         c->meta_leader_seen = leader;
@@ -911,6 +916,26 @@ static uint64_t on_port_known(void *ctx, uint32_t id)
 {
     struct cluster *c = ctx;
     return broker_peer_incarnation(c->b, id);
+}
+
+/* Once every group here caught up, the node is an ordinary one again:
+ * groups made from now on start voting at once. */
+static void rebuild_check(struct cluster *c, int64_t now)
+{
+    c->rebuild_check_ms = now;
+    if (raft_rebuilding(replica_raft(c->meta)))
+        return;
+    for (size_t i = 0; i < c->ngroups; i++)
+        if (pgroup_rebuilding(c->groups[i].g))
+            return;
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%s", broker_data_dir(c->b), REBUILD_FILE);
+    if (unlink(path) < 0 && errno != ENOENT) {
+        mk_log(MK_WARN, "removing %s: %s", path, strerror(errno));
+        return;
+    }
+    c->rebuild = false;
+    mk_log(MK_INFO, "rebuilt: every group of this node caught up with its leader");
 }
 
 bool cluster_rebuilding(const struct cluster *c)
@@ -1029,7 +1054,8 @@ void cluster_close(struct cluster *c)
     }
     netport_close(c->net); /* frees itself */
     c->net = NULL;
-    replica_close(c->meta); /* freed once its sync job is back */
+    if (c->meta)
+        replica_close(c->meta); /* freed once its sync job is back */
     c->meta = NULL;
     plog_close(&c->mlog);
     uv_timer_stop(&c->tick);

@@ -112,6 +112,7 @@ struct pgroup {
     struct pread *reads;
     int64_t prefer_ms; /* when the preferred leader was last considered */
     struct trim *trims; /* written, not yet committed */
+    uint64_t open_next; /* the log's end when this process opened it */
     int64_t roll_ms;    /* when this leader last proposed a roll */
     uint64_t trim_asked; /* the last TRIM this leader proposed */
 };
@@ -216,16 +217,25 @@ static bool prod_lookup(struct pgroup *g, uint64_t id, uint64_t *seq, uint64_t *
     }
     if (pr && !pr->seq)
         return false; /* searched before and found none */
-    /* Not known, or cut off: search the tail. */
+    /* Not known, or cut off: search the tail.  What was written since this
+     * process opened the log passed through `appended`; only older records,
+     * recent enough to be resent (twice request.timeout.ms), are read. */
     uint64_t lo = plog_first_off(l), hi = plog_next_off(l);
-    if (hi - lo > SCAN_MAX)
+    if (!pr && hi > g->open_next)
+        hi = g->open_next; /* never seen since: not in what was written since */
+    if (hi > lo && hi - lo > SCAN_MAX)
         lo = hi - SCAN_MAX;
+    int64_t oldest = sys_now_ms() - 2 * g->p->b->cfg.request_timeout_ms;
     uint8_t buf[512];
     for (uint64_t o = hi; o > lo; o--) {
         struct seg_entry e;
         uint64_t pid, s;
-        if (plog_entry(l, o - 1, &e) < 0 || !e.aux_len || e.aux_len > sizeof(buf) ||
-            plog_read_aux(l, o - 1, &e, buf) < 0 || replica_aux_producer(buf, e.aux_len, &pid, &s))
+        if (plog_entry(l, o - 1, &e) < 0)
+            continue;
+        if (e.ts < oldest)
+            break;
+        if (!e.aux_len || e.aux_len > sizeof(buf) || plog_read_aux(l, o - 1, &e, buf) < 0 ||
+            replica_aux_producer(buf, e.aux_len, &pid, &s))
             continue;
         if (pid != id)
             continue;
@@ -391,7 +401,8 @@ int pgroup_append(struct part *p, const struct iovec *iov, int iovcnt, const uin
     size_t at = 0;
     for (int i = 0; i < iovcnt && at < len; i++) {
         size_t k = iov[i].iov_len < len - at ? iov[i].iov_len : len - at;
-        memcpy(w->data + at, iov[i].iov_base, k);
+        if (k) /* an empty piece may have no base */
+            memcpy(w->data + at, iov[i].iov_base, k);
         at += k;
     }
     memcpy(w->lens, lens, n * sizeof(*lens));
@@ -691,6 +702,11 @@ void pgroup_peer(struct pgroup *g, uint32_t id, bool up)
      * Up: a leader heartbeats it. */
     if (!up || is_leader(g))
         wake(g);
+}
+
+bool pgroup_rebuilding(const struct pgroup *g)
+{
+    return g->rep && raft_rebuilding(replica_raft(g->rep));
 }
 
 bool pgroup_local(const struct pgroup *g)
@@ -1054,6 +1070,7 @@ int pgroup_open(struct cluster *c, struct part *p)
                             ? e.pos + e.len
                             : plog_first_pos(&p->log);
         g->saved_commit = saved;
+        g->open_next = plog_next_off(&p->log);
         /* TRIM entries past the saved commit may be committed before the
          * crash and not applied yet: applied once the commit passes them. */
         for (uint64_t o = saved; o < plog_next_off(&p->log); o++) {
@@ -1078,7 +1095,9 @@ int pgroup_open(struct cluster *c, struct part *p)
             .segment_ms = INT64_MAX / 2,
             .max_record = cfg->message_max_bytes + 1 + REPLICA_AUX_PRODUCER_LEN,
             .no_sync = cfg->fsync == MK_FSYNC_NEVER};
-        ro.rebuilding = cluster_rebuilding(c) && !sys_exists_in(p->log.dir, REBUILT_FILE);
+        /* A lone replica has nobody to catch up from. */
+        ro.rebuilding =
+            g->nrep > 1 && cluster_rebuilding(c) && !sys_exists_in(p->log.dir, REBUILT_FILE);
         struct replica_io io = {.ctx = g,
                                 .send = on_send,
                                 .committed = on_committed,

@@ -67,6 +67,8 @@ int pgroup_append(struct part *p, const struct iovec *iov, int iovcnt, const uin
 typedef void (*pgroup_read_cb)(void *arg, int status, const void *data, size_t n, uint64_t end);
 int pgroup_read(struct pgroup *g, uint64_t pos, size_t size, pgroup_read_cb cb, void *arg);
 bool pgroup_local(const struct pgroup *g);
+/* Whether its replica here still catches up after a wipe (cluster.h). */
+bool pgroup_rebuilding(const struct pgroup *g);
 
 /* From the cluster: a tick, a Raft message, a call, a peer event. */
 void pgroup_tick(struct pgroup *g, int64_t now_ms);

@@ -489,6 +489,8 @@ static void process(struct replica *r)
             r->io.send(r->io.ctx, rd.msgs[i].to, &rd.msgs[i]);
         if (rd.apply_hi >= rd.apply_lo && rd.apply_hi > 0)
             r->io.committed(r->io.ctx, rd.apply_hi, end_pos_after(r, rd.apply_hi));
+        if (rd.rebuilt && r->io.rebuilt)
+            r->io.rebuilt(r->io.ctx); /* it votes again: the owner persists that */
         raft_advance(r->raft);
         arena_free(r); /* the messages that pointed into it are sent */
         if (reset)
@@ -530,6 +532,7 @@ int replica_open(struct replica **out, uv_loop_t *loop, struct plog *log,
         .max_msg_entries = max_entries(opt->max_record),
         .pre_vote = true,
         .check_quorum = true,
+        .rebuilding = opt->rebuilding,
         .seed = opt->seed,
         .term = log->hs_term,
         .vote = log->hs_vote,

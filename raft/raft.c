@@ -1,7 +1,8 @@
 /*
  * raft/raft.c -- the Raft state machine: elections (PreVote, CheckQuorum,
  * TimeoutNow), replication (pipelined, fast back-off), commit, membership
- * changes one server at a time, and the Ready/Advance output queue.
+ * changes one server at a time, rebuilding a server that lost its disk, and
+ * the Ready/Advance output queue.
  *
  * Every input function mutates the state and queues outputs; nothing here
  * performs I/O.  Outgoing APPEND messages are queued as index ranges and
@@ -37,6 +38,10 @@ struct progress {
     uint64_t next;      /* next index to send */
     uint64_t pending_snap;
     unsigned stall; /* ticks with APPENDs/snapshot out and no progress */
+    /* The server answers marked as rebuilding, in its life rebuild_id: not
+     * counted for commit; fence = our NOOP appended when we learned it. */
+    bool rebuilding;
+    uint64_t rebuild_id, fence;
     /* In-flight APPENDs (REPLICATE): last index of each, oldest first. */
     uint64_t *infl;
     unsigned infl_head, infl_n;
@@ -95,6 +100,12 @@ struct raft {
     /* follower: acknowledgements (only of durable entries) */
     uint64_t ack_limit; /* highest index known to match this term's leader */
     uint64_t acked;     /* highest index acknowledged in this term */
+
+    /* rebuilding (see REBUILDING in raft.h) */
+    bool rebuilding;
+    bool rebuilt_ready;      /* left the mode; not yet reported in a Ready */
+    uint64_t rebuild_id;     /* of this life, drawn at raft_new */
+    uint64_t rebuild_target; /* smallest rebuild_commit of this term, or 0 */
 
     /* output queue */
     struct out_msg *out;
@@ -280,6 +291,8 @@ static void pr_reset(struct raft *r, struct progress *pr)
     pr->stall = 0;
     pr->infl_head = pr->infl_n = 0;
     pr->recent_active = pr->id == r->id;
+    pr->rebuilding = false;
+    pr->rebuild_id = pr->fence = 0;
 }
 
 /* Make the progress set mirror the current configuration, keeping what is
@@ -371,6 +384,11 @@ static struct out_msg *queue_msg(struct raft *r, uint8_t type, uint64_t to)
     o->m.term = r->term;
     o->lo = 1;
     o->hi = 0;
+    /* A rebuilding server marks what a leader counts from it. */
+    if (r->rebuilding && (type == RAFT_MSG_APPEND_RESP || type == RAFT_MSG_HEARTBEAT_RESP)) {
+        o->m.rebuilding = true;
+        o->m.rebuild_id = r->rebuild_id;
+    }
     return o;
 }
 
@@ -459,6 +477,7 @@ static void become_follower(struct raft *r, uint64_t term, uint64_t leader)
         r->vote = 0;
         r->ack_limit = 0;
         r->acked = 0;
+        r->rebuild_target = 0;
     }
     if (r->role == RAFT_LEADER)
         r->bcast = false;
@@ -537,7 +556,7 @@ static int after_tally(struct raft *r)
 static int campaign(struct raft *r, bool pre, bool transfer)
 {
     const struct raft_conf *c = elect_conf(r);
-    if (!c)
+    if (!c || r->rebuilding) /* a rebuilding server stays a follower */
         return 0;
     uint8_t type;
     uint64_t term;
@@ -612,11 +631,22 @@ static void infl_free_to(struct raft *r, struct progress *pr, uint64_t index)
     }
 }
 
+/* What a leader tells a rebuilding server: its commit index once that
+ * covers the fence of the server's life (see REBUILDING). */
+static void stamp_rebuild(const struct raft *r, const struct progress *pr, struct raft_msg *m)
+{
+    if (pr->rebuilding && r->commit >= pr->fence) {
+        m->rebuild_commit = r->commit;
+        m->rebuild_for = pr->rebuild_id;
+    }
+}
+
 static void send_snapshot(struct raft *r, struct progress *pr)
 {
     struct out_msg *o = queue_msg(r, RAFT_MSG_SNAPSHOT, pr->id);
     if (!o)
         return;
+    stamp_rebuild(r, pr, &o->m);
     pr->state = PR_SNAPSHOT;
     pr->pending_snap = rlog_first(&r->log) - 1;
     pr->stall = 0;
@@ -651,6 +681,7 @@ static bool send_append1(struct raft *r, struct progress *pr, bool allow_empty)
     o->m.index = prev;
     o->m.log_term = prev_term;
     o->m.commit = r->commit;
+    stamp_rebuild(r, pr, &o->m);
     o->lo = prev + 1;
     o->hi = prev + n;
     if (pr->state == PR_REPLICATE)
@@ -679,8 +710,10 @@ static void bcast_heartbeat(struct raft *r)
         if (pr->id == r->id)
             continue;
         struct out_msg *o = queue_msg(r, RAFT_MSG_HEARTBEAT, pr->id);
-        if (o)
+        if (o) {
             o->m.commit = min64(pr->match, r->commit);
+            stamp_rebuild(r, pr, &o->m);
+        }
     }
 }
 
@@ -695,6 +728,8 @@ static void maybe_commit(struct raft *r)
         if (!pr->voter)
             continue;
         uint64_t v = pr->id == r->id ? stable_index(r) : pr->match;
+        if (pr->rebuilding) /* its log may lack what it acknowledged */
+            v = 0;
         unsigned j = n++;
         while (j > 0 && m[j - 1] < v) {
             m[j] = m[j - 1];
@@ -730,27 +765,54 @@ static uint64_t backoff(struct raft *r, uint64_t hint_index, uint64_t hint_term,
     return k;
 }
 
-static void leader_append_resp(struct raft *r, const struct raft_msg *m)
+/* A response of pr says whether it rebuilds.  Learning of a new life that
+ * does, forget its log (our match may predate the loss) and append the
+ * fence of that life. */
+static int note_rebuilding(struct raft *r, struct progress *pr, const struct raft_msg *m)
+{
+    if (!m->rebuilding) {
+        pr->rebuilding = false; /* it holds what was committed: counts again */
+        return 0;
+    }
+    if (pr->rebuilding && pr->rebuild_id == m->rebuild_id)
+        return 0;
+    pr_reset(r, pr);
+    pr->recent_active = true;
+    pr->rebuilding = true;
+    pr->rebuild_id = m->rebuild_id;
+    struct raft_buf none = {NULL, 0};
+    int rv = rlog_append_bufs(&r->log, r->term, RAFT_ENTRY_NOOP, &none, 1);
+    if (rv != 0)
+        return rv;
+    pr->fence = last_index(r);
+    r->bcast = true;
+    return 0;
+}
+
+static int leader_append_resp(struct raft *r, const struct raft_msg *m)
 {
     struct progress *pr = pr_find(r, m->from);
     if (!pr)
-        return;
+        return 0;
     pr->recent_active = true;
+    int rv = note_rebuilding(r, pr, m);
+    if (rv != 0)
+        return rv;
     if (m->reject) {
         if (pr->state == PR_REPLICATE) {
             if (m->index <= pr->match)
-                return; /* stale */
+                return 0; /* stale */
         } else if (pr->state == PR_PROBE) {
             if (m->index != pr->next - 1)
-                return; /* stale */
+                return 0; /* stale */
         } else {
-            return;
+            return 0;
         }
         uint64_t k = backoff(r, min64(m->hint_index, m->index), m->hint_term, pr->match);
         pr_probe(pr);
         pr->next = max64(pr->match + 1, k + 1);
         send_append(r, pr);
-        return;
+        return 0;
     }
     bool progressed = m->index > pr->match;
     uint64_t old_match = pr->match;
@@ -771,29 +833,36 @@ static void leader_append_resp(struct raft *r, const struct raft_msg *m)
     if (progressed)
         maybe_commit(r);
     if (r->role != RAFT_LEADER)
-        return;
+        return 0;
     /* Entries committed before this follower had them: it learns so now
      * (a commit that moved just now is told to every follower anyway). */
     if (progressed && !r->commit_bcast && old_match < r->commit) {
         struct out_msg *o = queue_msg(r, RAFT_MSG_HEARTBEAT, pr->id);
-        if (o)
+        if (o) {
             o->m.commit = min64(pr->match, r->commit);
+            stamp_rebuild(r, pr, &o->m);
+        }
     }
     if (r->transferee == pr->id && pr->match == last_index(r))
         send_simple(r, RAFT_MSG_TIMEOUT_NOW, pr->id, r->term, false);
     send_append(r, pr);
+    return 0;
 }
 
-static void leader_heartbeat_resp(struct raft *r, const struct raft_msg *m)
+static int leader_heartbeat_resp(struct raft *r, const struct raft_msg *m)
 {
     struct progress *pr = pr_find(r, m->from);
     if (!pr)
-        return;
+        return 0;
     pr->recent_active = true;
+    int rv = note_rebuilding(r, pr, m);
+    if (rv != 0)
+        return rv;
     if (pr->state == PR_PROBE)
         pr->paused = false;
     if (pr->match < last_index(r))
         send_append(r, pr);
+    return 0;
 }
 
 static int tick_leader(struct raft *r)
@@ -870,6 +939,27 @@ static void maybe_ack(struct raft *r)
         send_ack(r, idx);
 }
 
+/* Leave rebuilding once the log, durable and matching this term's leader,
+ * reaches the leader's certified commit index (see REBUILDING). */
+static void maybe_rebuilt(struct raft *r)
+{
+    if (!r->rebuilding || r->rebuild_target == 0 || r->role != RAFT_FOLLOWER || r->leader == 0)
+        return;
+    /* Entries up to our commit index are committed, so match any leader. */
+    uint64_t held = min64(stable_index(r), max64(r->ack_limit, r->commit));
+    if (held < r->rebuild_target) /* MUTANT:rebuild_exit */
+        return;
+    r->rebuilding = false;
+    r->rebuilt_ready = true;
+    r->rebuild_target = 0;
+    /* We may have voted in this term before the loss: only for the leader
+     * from now on (it has won the term already). */
+    if (r->vote == 0)
+        r->vote = r->leader;
+    /* An unmarked acknowledgement: the leader counts us again. */
+    send_ack(r, held);
+}
+
 static void truncate_from(struct raft *r, uint64_t index)
 {
     assert(index > r->commit);
@@ -939,6 +1029,10 @@ static int follower_append(struct raft *r, const struct raft_msg *m)
 static void follower_heartbeat(struct raft *r, const struct raft_msg *m)
 {
     uint64_t c = min64(m->commit, last_index(r));
+    /* The leader capped m->commit to its match for us, which may predate
+     * the loss of our log: trust only what an APPEND proved to match. */
+    if (r->rebuilding)
+        c = min64(c, r->ack_limit);
     if (c > r->commit)
         r->commit = c;
     send_simple(r, RAFT_MSG_HEARTBEAT_RESP, m->from, r->term, false);
@@ -1000,6 +1094,10 @@ static void handle_vote(struct raft *r, const struct raft_msg *m)
         can = m->term > r->term;
     else
         can = r->vote == m->from || (r->vote == 0 && r->leader == 0); /* MUTANT:vote_once */
+    /* It may have voted in this term, or for a log it no longer holds,
+     * before it lost its disk. */
+    if (r->rebuilding) /* MUTANT:rebuild_vote */
+        can = false;
     uint8_t type = pre ? RAFT_MSG_PREVOTE_RESP : RAFT_MSG_VOTE_RESP;
     if (can && log_ok) {
         send_simple(r, type, m->from, pre ? m->term : r->term, false);
@@ -1060,9 +1158,9 @@ int raft_step(struct raft *r, const struct raft_msg *m)
         if (m->term != r->term)
             return 0;
         if (m->type == RAFT_MSG_APPEND_RESP)
-            leader_append_resp(r, m);
-        else if (m->type == RAFT_MSG_HEARTBEAT_RESP)
-            leader_heartbeat_resp(r, m);
+            return leader_append_resp(r, m);
+        if (m->type == RAFT_MSG_HEARTBEAT_RESP)
+            return leader_heartbeat_resp(r, m);
         return 0;
     case RAFT_PRECANDIDATE:
     case RAFT_CANDIDATE: {
@@ -1088,18 +1186,26 @@ int raft_step(struct raft *r, const struct raft_msg *m)
         switch (m->type) {
         case RAFT_MSG_APPEND:
         case RAFT_MSG_HEARTBEAT:
-        case RAFT_MSG_SNAPSHOT:
+        case RAFT_MSG_SNAPSHOT: {
             if (r->leader != m->from) {
                 r->leader = m->from;
                 r->role_changed = true; /* report the new leader */
             }
             r->elapsed = 0;
+            if (r->rebuilding && m->rebuild_commit != 0 && m->rebuild_for == r->rebuild_id &&
+                (r->rebuild_target == 0 || m->rebuild_commit < r->rebuild_target))
+                r->rebuild_target = m->rebuild_commit;
+            int rv = 0;
             if (m->type == RAFT_MSG_APPEND)
-                return follower_append(r, m);
-            if (m->type == RAFT_MSG_SNAPSHOT)
-                return follower_snapshot(r, m);
-            follower_heartbeat(r, m);
-            return 0;
+                rv = follower_append(r, m);
+            else if (m->type == RAFT_MSG_SNAPSHOT)
+                rv = follower_snapshot(r, m);
+            else
+                follower_heartbeat(r, m);
+            if (rv == 0)
+                maybe_rebuilt(r);
+            return rv;
+        }
         case RAFT_MSG_TIMEOUT_NOW:
             return campaign(r, false, true);
         default:
@@ -1162,7 +1268,7 @@ int raft_propose_conf(struct raft *r, enum raft_conf_op op, uint64_t id, uint64_
             return -EINVAL;
         if (i >= 0) {
             struct progress *pr = pr_find(r, id);
-            if (!pr || pr->match < r->commit)
+            if (!pr || pr->match < r->commit || pr->rebuilding)
                 return -EAGAIN;
             c.servers[i].voter = true;
         } else {
@@ -1211,6 +1317,8 @@ int raft_transfer(struct raft *r, uint64_t to)
     struct progress *pr = pr_find(r, to);
     if (!pr)
         return -EINVAL;
+    if (pr->rebuilding)
+        return -EAGAIN;
     r->transferee = to;
     r->transfer_elapsed = 0;
     if (pr->match == last_index(r))
@@ -1229,10 +1337,12 @@ int raft_persisted(struct raft *r, uint64_t index, uint64_t term)
     if (rlog_term(&r->log, index, &t) != 0 || t != term)
         return 0; /* overtaken by a truncation */
     rlog_stable_to(&r->log, index);
-    if (r->role == RAFT_LEADER)
+    if (r->role == RAFT_LEADER) {
         maybe_commit(r);
-    else
+    } else {
+        maybe_rebuilt(r);
         maybe_ack(r);
+    }
     return 0;
 }
 
@@ -1243,6 +1353,7 @@ int raft_reset_done(struct raft *r, uint64_t index, uint64_t term)
         r->reset_ready)
         return 0;
     r->log.reset_pending = false;
+    maybe_rebuilt(r);
     maybe_ack(r);
     return 0;
 }
@@ -1259,10 +1370,9 @@ static uint64_t apply_hi(const struct raft *r)
 
 bool raft_has_ready(struct raft *r)
 {
-    return r->hs_term != r->term || r->hs_vote != r->vote || r->reset_ready ||
+    return r->hs_term != r->term || r->hs_vote != r->vote || r->reset_ready || r->rebuilt_ready ||
            r->handed < last_index(r) || r->n_out > 0 || r->role_changed ||
-           ((r->bcast || r->commit_bcast) && r->role == RAFT_LEADER) ||
-           apply_hi(r) > r->applied;
+           ((r->bcast || r->commit_bcast) && r->role == RAFT_LEADER) || apply_hi(r) > r->applied;
 }
 
 /* Resolve a queued SNAPSHOT against the storage as it is now. */
@@ -1353,6 +1463,7 @@ int raft_ready(struct raft *r, struct raft_ready *rd)
     rd->role_changed = r->role_changed;
     rd->role = r->role;
     rd->leader = r->leader;
+    rd->rebuilt = r->rebuilt_ready;
     return 0;
 }
 
@@ -1368,6 +1479,7 @@ void raft_advance(struct raft *r)
     if (r->rd_apply_hi > r->applied)
         r->applied = r->rd_apply_hi;
     r->role_changed = false;
+    r->rebuilt_ready = false;
     for (size_t i = 0; i < r->n_arena; i++)
         free(r->arena[i]);
     r->n_arena = 0;
@@ -1393,7 +1505,10 @@ int raft_new(const struct raft_options *opt, struct raft **out)
     r->max_msg_entries = opt->max_msg_entries ? opt->max_msg_entries : 4096;
     r->pre_vote = opt->pre_vote;
     r->check_quorum = opt->check_quorum;
+    r->rebuilding = opt->rebuilding;
     r->rng = (opt->seed ^ (opt->id * 0x9E3779B97F4A7C15ULL)) | 1;
+    if (r->rebuilding)
+        r->rebuild_id = rng_next(r) | 1;
     rv = rlog_init(&r->log, &opt->log);
     if (rv != 0)
         goto err_free;
@@ -1485,6 +1600,11 @@ uint64_t raft_applied(const struct raft *r)
 uint64_t raft_last_index(const struct raft *r)
 {
     return last_index(r);
+}
+
+bool raft_rebuilding(const struct raft *r)
+{
+    return r->rebuilding;
 }
 
 int raft_log_term(const struct raft *r, uint64_t index, uint64_t *term)

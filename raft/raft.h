@@ -31,6 +31,8 @@
  *      entries until they are reported persisted.
  *   3. If rd.hs_changed: make rd.term and rd.vote durable BEFORE sending any
  *      message of this Ready (a vote must never be granted from memory only).
+ *      If rd.rebuilt: durably clear the caller's rebuilding flag (see
+ *      REBUILDING; its order with the rest of the Ready does not matter).
  *   4. Copy or serialize every message in rd.msgs (their entry buffers may
  *      point into the log storage and are only valid until step 5 or until
  *      the storage is modified), then send them (after step 3 is durable).
@@ -68,8 +70,71 @@
  * a previous membership change is in progress, -EINVAL for bad arguments,
  * -ENOMEM.  After -ENOMEM the instance must be freed (state is undefined).
  *
+ * REBUILDING (a server that lost its disk).  A server whose durable state
+ * is gone (empty log, term 0, no vote) but that comes back under the same
+ * id breaks Raft if it acts as new: it may vote again in a term it voted
+ * in, and entries it acknowledged were counted in commit quorums (E
+ * committed on {1,3}; 3 wiped; 1 down; 2, without E, wins with 3's vote).
+ * The caller detects the loss (its peers remember a per-data-dir
+ * incarnation id), starts the server with raft_options.rebuilding and keeps
+ * that flag durable until a Ready reports rd.rebuilt.  While rebuilding:
+ *   - the server grants no VOTE or PREVOTE (it answers reject) and never
+ *     campaigns (election timeouts and TIMEOUT_NOW start nothing): it stays
+ *     a follower;
+ *   - it accepts APPEND, HEARTBEAT and SNAPSHOT as any follower and
+ *     acknowledges what it has persisted, but marks every APPEND_RESP and
+ *     HEARTBEAT_RESP (raft_msg.rebuilding) with the id of its current life
+ *     (raft_msg.rebuild_id, drawn from raft_options.seed at raft_new: give
+ *     every start a different seed); it takes a HEARTBEAT's commit only up
+ *     to what it knows matches the leader (the leader's match for it may
+ *     predate the loss);
+ *   - a leader that sees a mark with an id it does not know for that server
+ *     forgets what it knew of its log (it probes it from scratch), never
+ *     counts it in a commit quorum (nor promotes it, nor transfers
+ *     leadership to it: -EAGAIN), and appends a NOOP, the fence of that
+ *     life.  Once the leader's commit index covers the fence, it sends that
+ *     commit index (its own, not the HEARTBEAT commit capped to the
+ *     server's match) in raft_msg.rebuild_commit of its APPEND, HEARTBEAT
+ *     and SNAPSHOT messages to the server, with rebuild_for = the id.
+ * RULE: the server leaves the mode as soon as its log, durable and known to
+ * match the leader of its current term, reaches the smallest nonzero
+ * rebuild_commit that this leader sent for the server's current life in
+ * this term (a new term starts over; a certificate for another life, e.g.
+ * sent before a second loss, is ignored).  It then records a vote for that
+ * leader in that term if it has none, reports rd.rebuilt once, and answers
+ * unmarked from then on.
+ * WHY THAT IS SAFE.  The fence entry was created after the leader heard
+ * from the server's current life, so a majority of the other servers (the
+ * rebuilding one does not count) acknowledged the leader's term T after the
+ * restart.  Hence (a) when the server restarted no term above T had a
+ * majority of votes, and, no message of before the restart being still in
+ * flight, none ever will with the votes it forgot: its votes in T (now for
+ * the leader, who already won T) and above T are fresh; (b) the leader was
+ * not stale, and its commit index, covering the fence and its own term's
+ * NOOP, covers every entry committed before the restart (entries of earlier
+ * terms by Leader Completeness, of term T because the leader counted them
+ * itself).  Holding that prefix, the server is as good as one that never
+ * lost what it acknowledged; until then it neither votes nor counts, so any
+ * quorum decides as if it were absent (two majorities always share a server
+ * other than it).  Weaker rules fail: the capped HEARTBEAT commit can be
+ * below what was committed (the server would leave without it); an
+ * uncertified commit may come from a stale leader of an older term, from a
+ * message sent before the loss, or from the fence of an earlier life.
+ * ASSUMPTIONS: (1) no message sent before the server lost its state (by
+ * it or by anybody) is still in flight when it restarts: it stays down
+ * longer than the longest message delay, and the caller drops the
+ * connections of the lost incarnation; (2) for progress, a majority of the
+ * voters of every configuration in use is not rebuilding: lose one disk at
+ * a time, never while another server rebuilds, not during a membership
+ * change, and change no membership until it has rebuilt (a rebuilding
+ * server is as good as down for elections; with a change half applied,
+ * the only electable server may be the one that lost its disk).
+ *
  * INVARIANTS the core maintains (and tests/sim checks from outside):
  *   - at most one leader per term; a node votes at most once per term;
+ *   - a rebuilding server grants no vote, never campaigns, and no leader
+ *     counts its acknowledgements until it holds everything committed
+ *     before it restarted;
  *   - commit index never decreases within one instance's lifetime;
  *   - only entries of the current term are committed by counting replicas
  *     (earlier entries commit implicitly, by the Log Matching property);
@@ -109,7 +174,8 @@ enum raft_role {
 
 enum raft_entry_type {
     RAFT_ENTRY_NORMAL = 0, /* client payload */
-    RAFT_ENTRY_NOOP = 1,   /* appended by every new leader; empty */
+    RAFT_ENTRY_NOOP = 1,   /* appended by every new leader and as a rebuilding
+                              server's fence (see REBUILDING); empty */
     RAFT_ENTRY_CONF = 2,   /* a whole new configuration, see raft_conf_decode */
 };
 
@@ -151,10 +217,12 @@ int raft_conf_find(const struct raft_conf *conf, uint64_t id);
 
 enum raft_msg_type {
     RAFT_MSG_APPEND = 1,     /* index/log_term: previous entry; entries; commit */
+                             /* (APPEND, HEARTBEAT, SNAPSHOT: rebuild_commit) */
     RAFT_MSG_APPEND_RESP,    /* reject=0: index = last index matching the leader */
                              /* reject=1: index = rejected prev index, hint_* set */
     RAFT_MSG_HEARTBEAT,      /* commit = min(leader commit, follower match) */
     RAFT_MSG_HEARTBEAT_RESP, /* proves liveness (CheckQuorum), unpauses probes */
+                             /* (APPEND_RESP, HEARTBEAT_RESP: rebuilding) */
     RAFT_MSG_PREVOTE,        /* term = candidate's term + 1 (not adopted) */
     RAFT_MSG_PREVOTE_RESP,
     RAFT_MSG_VOTE, /* index/log_term: candidate's last entry */
@@ -168,14 +236,34 @@ enum raft_msg_type {
  * memory belongs to the producer (the core for outputs, the caller for
  * inputs to raft_step, which copies what it keeps). */
 struct raft_msg {
-    uint8_t type;  /* enum raft_msg_type */
-    bool reject;   /* *_RESP: refused */
-    bool transfer; /* VOTE/PREVOTE: caused by TimeoutNow, ignores leases */
+    uint8_t type; /* enum raft_msg_type */
+    bool reject;  /* *_RESP: refused */
+    /* Two names for one field (one bit on the wire), by message type. */
+    union {
+        bool transfer;   /* VOTE/PREVOTE: caused by TimeoutNow, ignores leases */
+        bool rebuilding; /* APPEND_RESP/HEARTBEAT_RESP: the sender rebuilds */
+    };
     uint64_t from, to, term;
     uint64_t index;    /* see enum raft_msg_type */
     uint64_t log_term; /* term of index */
-    uint64_t commit;
-    uint64_t hint_index, hint_term; /* APPEND_RESP reject: fast back-off */
+    /* The fields below share their slots (on the wire too) by type. */
+    union {
+        uint64_t commit; /* APPEND, HEARTBEAT */
+        /* APPEND_RESP/HEARTBEAT_RESP marked rebuilding: the id of the
+         * sender's current life (see REBUILDING). */
+        uint64_t rebuild_id;
+    };
+    union {
+        uint64_t hint_index; /* APPEND_RESP reject: fast back-off */
+        /* APPEND/HEARTBEAT/SNAPSHOT to a rebuilding server: the leader's
+         * commit index once it covers the fence of the server's life
+         * rebuild_for, else 0. */
+        uint64_t rebuild_commit;
+    };
+    union {
+        uint64_t hint_term;   /* APPEND_RESP reject: fast back-off */
+        uint64_t rebuild_for; /* with rebuild_commit: that life's rebuild_id */
+    };
     const struct raft_entry *entries;
     size_t n_entries;
     /* SNAPSHOT only: configuration at index, and opaque state data. */
@@ -239,6 +327,10 @@ struct raft_options {
      * (its configuration is `conf`): raft_new then does not read the log to
      * look for them, so that opening a long log costs nothing. */
     bool no_conf_entries;
+    /* Persisted by the caller: this server lost its durable state and
+     * rebuilds it (see REBUILDING).  Set it when starting a server found
+     * wiped, keep it across restarts, clear it when a Ready says rebuilt. */
+    bool rebuilding;
     struct raft_log_ops log;
 };
 
@@ -273,7 +365,7 @@ enum raft_conf_op {
  * it is in its log (and is undone if that entry is truncated).  -EBUSY until
  * the previous change is committed and the leader has committed an entry of
  * its term; -EAGAIN when promoting a learner that has not caught up with the
- * commit index.  A leader that removes itself keeps leading (without
+ * commit index or is rebuilding.  A leader that removes itself keeps leading (without
  * counting itself) until the change commits, then steps down.  A server
  * whose latest configuration is uncommitted and excludes it still campaigns
  * in the previous one, so that such a change can always be finished. */
@@ -282,7 +374,7 @@ int raft_propose_conf(struct raft *r, enum raft_conf_op op, uint64_t id, uint64_
 /* Transfer leadership to voter `to`: brings it up to date, then sends it
  * TIMEOUT_NOW.  Proposals fail with -EBUSY until the transfer ends (success:
  * this leader steps down on the new term; failure: after an election
- * timeout). */
+ * timeout).  -EAGAIN if `to` is rebuilding (it would not campaign). */
 int raft_transfer(struct raft *r, uint64_t to);
 
 /* The log is durable up to index, and the entry there has the given term.
@@ -310,6 +402,7 @@ struct raft_ready {
     bool role_changed;
     enum raft_role role;
     uint64_t leader; /* known leader of the current term, or 0 */
+    bool rebuilt;    /* this server just left rebuilding: clear the flag */
 };
 
 bool raft_has_ready(struct raft *r);
@@ -326,6 +419,8 @@ uint64_t raft_leader(const struct raft *r);
 uint64_t raft_commit(const struct raft *r);
 uint64_t raft_applied(const struct raft *r);
 uint64_t raft_last_index(const struct raft *r);
+/* Still rebuilding (see REBUILDING)? */
+bool raft_rebuilding(const struct raft *r);
 /* Term of the entry at index in the in-memory view of the log (storage +
  * not yet persisted entries); -ENOENT if not retained. */
 int raft_log_term(const struct raft *r, uint64_t index, uint64_t *term);

@@ -32,7 +32,7 @@ $(BUILD)/sim/raft-bench: tests/sim/bench.c $(RAFT_SRC) $(RAFT_HDRS)
 # ASan/UBSan.
 sim: $(BUILD)/sim/sim $(BUILD)/sim/sim-asan
 	$(BUILD)/sim/sim --seeds $(SEEDS) --start $(START) --jobs $(JOBS)
-	@s=$$(( $(START) + 23 )); \
+	@s=$$(( $(START) + 26 )); \
 	 $(BUILD)/sim/sim --trace $$s > $(BUILD)/sim/trace.a; \
 	 $(BUILD)/sim/sim --trace $$s > $(BUILD)/sim/trace.b; \
 	 cmp -s $(BUILD)/sim/trace.a $(BUILD)/sim/trace.b && \

@@ -14,6 +14,21 @@
  * raft.h demands).  The network loses, duplicates, delays (so reorders)
  * messages and honours symmetric and asymmetric partitions.
  *
+ * Wipes.  In some mixes a crashed node may come back with its disk erased
+ * (empty log, term 0, no vote), as after a disk replacement, flagged
+ * rebuilding (raft.h, REBUILDING); the flag is durable until a Ready says
+ * rebuilt.  Like a careful operator, the simulator wipes a node only if no
+ * other wiped node still rebuilds, only if all other nodes that have a
+ * configuration agree on one of at least 3 voters, the last change being
+ * 100 ms old (so the nodes not rebuilding are a majority of every
+ * configuration in use: a wipe amid a half-applied change can leave no
+ * electable node, as a dead one would), never changes the configuration
+ * while one rebuilds, and only wipes a node that has been down longer than
+ * any message stays in flight (the assumption raft.h states).  The checks
+ * below hold across wipes: they are global, not per node.  Leaving
+ * rebuilding is checked against its promise: the disk then holds every
+ * entry known committed when the node came back.
+ *
  * A run has a fault phase (the mix's faults plus client proposals,
  * leadership transfers, membership changes and log compaction) and a
  * healing phase (no faults, every node up): at its end a leader must exist,
@@ -25,7 +40,8 @@
  * state-machine safety (every applied entry equals the one every other node
  * applied at that index, snapshots carry the same state); commit never
  * moves back in a node's lifetime; no proposal value is committed twice;
- * acknowledged proposals are never lost.
+ * acknowledged proposals are never lost; a rebuilding node stays a
+ * follower.  At the liveness deadline no member may still be rebuilding.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -131,16 +147,20 @@ struct mix {
     double p_partition, p_crash, p_slow, p_transfer, p_conf, p_compact;
     unsigned disk_max; /* ms */
     double p_cut;      /* a new leader is crashed or isolated within ~20 ms */
+    double p_wipe;     /* a restart (when allowed) comes with an empty disk */
 };
 
 static const struct mix mixes[] = {
-    /* name       loss  dup  delay part  crash slow  xfer  conf  compact disk cut */
-    {"calm", 0, 0, 3, 0, 0, 0, 0.05, 0, 0.05, 2, 0},
-    {"lossy", 0.2, 0.1, 40, 0, 0, 0.1, 0.05, 0, 0.05, 3, 0},
-    {"partition", 0.02, 0.02, 10, 0.3, 0, 0.05, 0.05, 0, 0.05, 3, 0.6},
-    {"crash", 0.02, 0.02, 10, 0, 0.25, 0, 0.05, 0, 0.2, 25, 0.6},
-    {"membership", 0.05, 0.05, 10, 0.05, 0.05, 0, 0.15, 0.4, 0.2, 5, 0.05},
-    {"chaos", 0.1, 0.05, 30, 0.2, 0.15, 0.1, 0.1, 0.2, 0.2, 20, 0.4},
+    /* name       loss  dup  delay part  crash slow  xfer  conf  compact disk cut  wipe */
+    {"calm", 0, 0, 3, 0, 0, 0, 0.05, 0, 0.05, 2, 0, 0},
+    {"lossy", 0.2, 0.1, 40, 0, 0, 0.1, 0.05, 0, 0.05, 3, 0, 0},
+    {"partition", 0.02, 0.02, 10, 0.3, 0, 0.05, 0.05, 0, 0.05, 3, 0.6, 0},
+    {"crash", 0.02, 0.02, 10, 0, 0.25, 0, 0.05, 0, 0.2, 25, 0.6, 0.2},
+    {"membership", 0.05, 0.05, 10, 0.05, 0.05, 0, 0.15, 0.4, 0.2, 5, 0.05, 0},
+    {"chaos", 0.1, 0.05, 30, 0.2, 0.15, 0.1, 0.1, 0.2, 0.2, 20, 0.4, 0.2},
+    /* Disk losses amid partitions, no membership changes (so CheckQuorum
+     * is sometimes off): stale leaders meet wiped nodes. */
+    {"wipe", 0.05, 0.05, 10, 0.3, 0.25, 0.05, 0.05, 0, 0.2, 10, 0.6, 0.5},
 };
 #define NMIX (sizeof(mixes) / sizeof(mixes[0]))
 static const unsigned sizes[] = {1, 3, 5, 7};
@@ -169,6 +189,7 @@ struct disk {
     size_t n, cap;
     uint64_t snap_index, snap_term, snap_hash; /* log start and its state */
     struct raft_conf snap_conf;
+    bool rebuilding; /* wiped and not yet rebuilt (raft_options.rebuilding) */
 };
 
 /* A queued disk write. */
@@ -190,6 +211,8 @@ struct node {
     struct disk d;
     struct wop *wq, *wq_tail;
     unsigned tick_ms;
+    uint64_t down_since;   /* time of the last crash */
+    uint64_t rebuild_need; /* highest index known committed when wiped */
     /* state machine: hash of applied NORMAL values, per index */
     uint64_t sm_base; /* index of hist[0] */
     uint64_t *hist;
@@ -254,8 +277,11 @@ static struct {
         uint64_t index, term, hash, prev;
     } * reg;
     size_t reg_cap, reg_n;
+    /* wipes */
+    struct raft_conf boot; /* genesis configuration (as of index 0) */
+    uint64_t conf_time;    /* of the last configuration change proposed */
     /* stats */
-    uint64_t steps, commits;
+    uint64_t steps, commits, wipes, rebuilds;
     char failure[512];
     bool failed;
 } S;
@@ -507,6 +533,7 @@ static void node_start(struct node *nd)
     o.term = nd->d.term;
     o.vote = nd->d.vote;
     o.conf = &nd->d.snap_conf;
+    o.rebuilding = nd->d.rebuilding;
     o.log = (struct raft_log_ops){nd, d_first, d_last, d_term, d_entries, d_snapshot};
     int rv = raft_new(&o, &nd->r);
     if (rv != 0) {
@@ -530,6 +557,7 @@ static void node_crash(struct node *nd)
     raft_free(nd->r);
     nd->r = NULL;
     nd->up = false;
+    nd->down_since = now;
     nd->incarnation++;
     while (nd->wq) {
         struct wop *w = nd->wq;
@@ -540,6 +568,87 @@ static void node_crash(struct node *nd)
         free(w);
     }
     nd->wq_tail = NULL;
+}
+
+static unsigned conf_voters(const struct raft_conf *c)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < c->n; i++)
+        n += c->servers[i].voter;
+    return n;
+}
+
+static bool any_rebuilding(void)
+{
+    for (unsigned i = 1; i <= S.u; i++)
+        if (S.nodes[i].d.rebuilding)
+            return true;
+    return false;
+}
+
+/* The latest configuration in a node's log (in memory if it is up). */
+static void node_conf(struct node *nd, struct raft_conf *out)
+{
+    if (nd->up) {
+        *out = *raft_conf(nd->r);
+        return;
+    }
+    *out = nd->d.snap_conf;
+    for (size_t i = nd->d.n; i-- > 0;)
+        if (nd->d.log[i].type == RAFT_ENTRY_CONF) {
+            raft_conf_decode(nd->d.log[i].buf, nd->d.log[i].len, out);
+            return;
+        }
+}
+
+static bool conf_same(const struct raft_conf *a, const struct raft_conf *b)
+{
+    if (a->n != b->n)
+        return false;
+    for (unsigned i = 0; i < a->n; i++) {
+        int j = raft_conf_find(b, a->servers[i].id);
+        if (j < 0 || b->servers[j].voter != a->servers[i].voter)
+            return false;
+    }
+    return true;
+}
+
+/* The "wipe" fault, drawn when a crashed node restarts: its disk is
+ * replaced by an empty one (genesis configuration as of index 0) and it
+ * starts rebuilding.  Only when a careful operator would (see the header). */
+static void maybe_wipe(struct node *nd)
+{
+    if (S.mix->p_wipe == 0 || !chance(S.mix->p_wipe))
+        return;
+    if (now - nd->down_since <= S.mix->delay_max || (S.conf_time && now < S.conf_time + 100))
+        return;
+    struct raft_conf ref, c;
+    bool have = false;
+    for (unsigned i = 1; i <= S.u; i++) {
+        if (i == nd->id)
+            continue;
+        if (S.nodes[i].d.rebuilding)
+            return;
+        /* Joiners never added have no view (they never campaign, and no
+         * candidate counts their votes); any other view must agree, even
+         * that of a leader that removed itself and still leads. */
+        node_conf(&S.nodes[i], have ? &c : &ref);
+        if ((have ? &c : &ref)->n == 0)
+            continue;
+        if (have && !conf_same(&ref, &c))
+            return;
+        have = true;
+    }
+    if (!have || conf_voters(&ref) < 3)
+        return;
+    disk_free(&nd->d);
+    nd->d.first = 1;
+    if (nd->id <= S.n)
+        nd->d.snap_conf = S.boot;
+    nd->d.rebuilding = true;
+    nd->rebuild_need = S.gc_max;
+    S.wipes++;
+    TR("WIPE n%llu: restarts with an empty disk, rebuilding", (unsigned long long)nd->id);
 }
 
 /* ---- network ------------------------------------------------------------- */
@@ -554,6 +663,23 @@ static const char *hint(const struct raft_msg *m)
     static char b[64];
     snprintf(b, sizeof(b), "%llu/%llu", (unsigned long long)m->hint_index,
              (unsigned long long)m->hint_term);
+    return b;
+}
+
+/* Rebuilding marks of a message, for the trace. */
+static const char *rmarks(const struct raft_msg *m)
+{
+    static char b[48];
+    b[0] = 0;
+    if ((m->type == RAFT_MSG_APPEND_RESP || m->type == RAFT_MSG_HEARTBEAT_RESP) && m->rebuilding)
+        snprintf(b, sizeof(b), " REBUILDING life %04llx",
+                 (unsigned long long)(m->rebuild_id & 0xffff));
+    else if ((m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT ||
+              m->type == RAFT_MSG_SNAPSHOT) &&
+             m->rebuild_commit)
+        snprintf(b, sizeof(b), " rebuild_commit %llu for %04llx",
+                 (unsigned long long)m->rebuild_commit,
+                 (unsigned long long)(m->rebuild_for & 0xffff));
     return b;
 }
 
@@ -794,13 +920,44 @@ static void pump(struct node *nd)
             TR("n%llu persists term %llu vote n%llu", (unsigned long long)nd->id,
                (unsigned long long)rd.term, (unsigned long long)rd.vote);
         }
+        if (rd.rebuilt) {
+            if (!nd->d.rebuilding) {
+                fail("n%llu reports rebuilt without rebuilding", (unsigned long long)nd->id);
+                return;
+            }
+            /* What leaving promises: the disk holds everything that
+             * was committed when the node came back. */
+            struct disk *d = &nd->d;
+            uint64_t need = nd->rebuild_need, last = d->first + d->n - 1;
+            if (need > last) {
+                fail("n%llu left rebuilding with its disk ending at %llu, but %llu was "
+                     "committed when it came back",
+                     (unsigned long long)nd->id, (unsigned long long)last,
+                     (unsigned long long)need);
+                return;
+            }
+            for (uint64_t i = d->first; i <= need; i++)
+                if (S.gc_term[i] && d->log[i - d->first].term != S.gc_term[i]) {
+                    fail("n%llu left rebuilding with entry %llu of term %llu, but term %llu "
+                         "was committed there",
+                         (unsigned long long)nd->id, (unsigned long long)i,
+                         (unsigned long long)d->log[i - d->first].term,
+                         (unsigned long long)S.gc_term[i]);
+                    return;
+                }
+            nd->d.rebuilding = false;
+            S.rebuilds++;
+            TR("n%llu rebuilt (commit %llu, log up to %llu): clears its flag",
+               (unsigned long long)nd->id, (unsigned long long)rd.commit,
+               (unsigned long long)raft_last_index(nd->r));
+        }
         for (size_t i = 0; i < rd.n_msgs; i++) {
             const struct raft_msg *m = &rd.msgs[i];
-            TR("  n%llu -> n%llu %s term %llu idx %llu/%llu n=%zu commit %llu%s%s",
+            TR("  n%llu -> n%llu %s term %llu idx %llu/%llu n=%zu commit %llu%s%s%s",
                (unsigned long long)m->from, (unsigned long long)m->to, mname(m->type),
                (unsigned long long)m->term, (unsigned long long)m->index,
                (unsigned long long)m->log_term, m->n_entries, (unsigned long long)m->commit,
-               m->reject ? " REJECT hint " : "", m->reject ? hint(m) : "");
+               m->reject ? " REJECT hint " : "", m->reject ? hint(m) : "", rmarks(m));
             net_send(m);
         }
         for (uint64_t i = rd.apply_lo; i <= rd.apply_hi && !S.failed; i++)
@@ -841,6 +998,12 @@ static void check_node(struct node *nd)
     if (c > S.gc_max)
         S.gc_max = c;
     nd->seen_commit = c;
+    if (raft_rebuilding(r) && (raft_role(r) != RAFT_FOLLOWER || !nd->d.rebuilding)) {
+        fail("n%llu is %s in term %llu while rebuilding%s", (unsigned long long)nd->id,
+             raft_role_name(raft_role(r)), (unsigned long long)term,
+             nd->d.rebuilding ? "" : " (its flag is cleared)");
+        return;
+    }
     if (raft_role(r) != RAFT_LEADER) {
         nd->was_leader = false;
         return;
@@ -901,10 +1064,11 @@ static void on_msg(struct netmsg *c)
         msg_free(c);
         return;
     }
-    TR("n%llu <- n%llu %s term %llu idx %llu/%llu n=%zu commit %llu%s", (unsigned long long)c->m.to,
-       (unsigned long long)c->m.from, mname(c->m.type), (unsigned long long)c->m.term,
-       (unsigned long long)c->m.index, (unsigned long long)c->m.log_term, c->m.n_entries,
-       (unsigned long long)c->m.commit, c->m.reject ? " REJECT" : "");
+    TR("n%llu <- n%llu %s term %llu idx %llu/%llu n=%zu commit %llu%s%s",
+       (unsigned long long)c->m.to, (unsigned long long)c->m.from, mname(c->m.type),
+       (unsigned long long)c->m.term, (unsigned long long)c->m.index,
+       (unsigned long long)c->m.log_term, c->m.n_entries, (unsigned long long)c->m.commit,
+       c->m.reject ? " REJECT" : "", rmarks(&c->m));
     int rv = raft_step(nd->r, &c->m);
     msg_free(c);
     if (rv != 0)
@@ -1066,6 +1230,7 @@ static void on_chaos(void)
             node_crash(nd);
         else {
             TR("RESTART n%u", v);
+            maybe_wipe(nd);
             node_start(nd);
             pump(nd);
         }
@@ -1097,12 +1262,15 @@ static void on_chaos(void)
             op = chance(0.8) ? RAFT_CONF_ADD_VOTER : RAFT_CONF_REMOVE;
         else
             op = RAFT_CONF_REMOVE;
-        int rv = raft_propose_conf(l->r, op, id, NULL);
+        /* No configuration change while a node rebuilds. */
+        int rv = any_rebuilding() ? -EPERM : raft_propose_conf(l->r, op, id, NULL);
         TR("CONF on n%llu: %s n%llu: %d", (unsigned long long)l->id,
            op == RAFT_CONF_ADD_LEARNER ? "add learner"
            : op == RAFT_CONF_ADD_VOTER ? "add voter"
                                        : "remove",
            (unsigned long long)id, rv);
+        if (rv == 0)
+            S.conf_time = now;
         pump(l);
     }
     if (chance(m->p_compact)) {
@@ -1142,6 +1310,7 @@ static void on_heal(void)
         struct node *nd = node_of(i);
         nd->tick_ms = TICK_MS;
         if (!nd->up) {
+            maybe_wipe(nd);
             node_start(nd);
             pump(nd);
         }
@@ -1175,6 +1344,11 @@ static void check_liveness(void)
         if (raft_applied(nd->r) < c) {
             fail("liveness: member n%llu applied %llu of %llu", (unsigned long long)nd->id,
                  (unsigned long long)raft_applied(nd->r), (unsigned long long)c);
+            return;
+        }
+        if (raft_rebuilding(nd->r)) {
+            fail("liveness: member n%llu still rebuilding %d ms after the faults stopped",
+                 (unsigned long long)nd->id, LIVE_MS);
             return;
         }
     }
@@ -1223,7 +1397,7 @@ static void free_all(void)
 }
 
 struct result {
-    uint64_t steps, commits;
+    uint64_t steps, commits, wipes, rebuilds;
     bool failed;
     char why[512];
 };
@@ -1259,6 +1433,7 @@ static struct result run_seed(uint64_t seed)
     memset(&boot, 0, sizeof(boot));
     for (unsigned i = 1; i <= S.n; i++)
         boot.servers[boot.n++] = (struct raft_server){i, true};
+    S.boot = boot;
     for (unsigned i = 1; i <= S.u; i++) {
         struct node *nd = node_of(i);
         nd->id = i;
@@ -1315,7 +1490,7 @@ static struct result run_seed(uint64_t seed)
     now = deadline;
     if (!S.failed)
         check_liveness();
-    struct result res = {S.steps, S.commits, S.failed, ""};
+    struct result res = {S.steps, S.commits, S.wipes, S.rebuilds, S.failed, ""};
     memcpy(res.why, S.failure, sizeof(res.why));
     free_all();
     return res;
@@ -1326,7 +1501,7 @@ static struct result run_seed(uint64_t seed)
 /* ======================================================================== */
 
 struct stats {
-    uint64_t seeds[NMIX], steps[NMIX], commits[NMIX];
+    uint64_t seeds[NMIX], steps[NMIX], commits[NMIX], wipes[NMIX], rebuilds[NMIX];
     double cpu[NMIX];
     int64_t first_fail; /* -1 none */
     uint64_t n_fail;
@@ -1361,6 +1536,8 @@ static void run_range(uint64_t start, uint64_t count, unsigned job, unsigned job
         st->seeds[mi]++;
         st->steps[mi] += r.steps;
         st->commits[mi] += r.commits;
+        st->wipes[mi] += r.wipes;
+        st->rebuilds[mi] += r.rebuilds;
         st->cpu[mi] += clock_s(CLOCK_MONOTONIC) - t0;
         if (r.failed) {
             if (st->first_fail < 0) {
@@ -1463,6 +1640,8 @@ int main(int argc, char **argv)
             total.seeds[m] += st.seeds[m];
             total.steps[m] += st.steps[m];
             total.commits[m] += st.commits[m];
+            total.wipes[m] += st.wipes[m];
+            total.rebuilds[m] += st.rebuilds[m];
             total.cpu[m] += st.cpu[m];
         }
         total.n_fail += st.n_fail;
@@ -1475,12 +1654,17 @@ int main(int argc, char **argv)
     uint64_t seeds = 0;
     for (unsigned m = 0; m < NMIX; m++) {
         seeds += total.seeds[m];
-        if (!quiet)
+        if (!quiet) {
             printf("sim: mix %-10s seeds %6llu  steps %11llu  commits %9llu  "
-                   "cpu %7.1f s\n",
+                   "cpu %7.1f s",
                    mixes[m].name, (unsigned long long)total.seeds[m],
                    (unsigned long long)total.steps[m], (unsigned long long)total.commits[m],
                    total.cpu[m]);
+            if (mixes[m].p_wipe > 0)
+                printf("  wipes %llu (rebuilt %llu)", (unsigned long long)total.wipes[m],
+                       (unsigned long long)total.rebuilds[m]);
+            printf("\n");
+        }
     }
     if (total.first_fail >= 0) {
         if (keep_going)
