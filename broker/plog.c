@@ -355,6 +355,18 @@ static int open_log(struct plog *l, const char *dir, bool create, bool raft)
             goto err;
         }
     }
+    /* A term whose first entry a crash took back (the terms file is synced
+     * when the term begins, its entry later) describes nothing: gone, as a
+     * truncation would drop it, so that an entry of an earlier term may be
+     * appended there. */
+    size_t nt = l->nterms;
+    while (nt > 1 && l->terms[nt - 1].start >= plog_next_off(l))
+        nt--;
+    if (nt != l->nterms) {
+        l->nterms = nt;
+        if ((rc = terms_write(l)) < 0)
+            goto err;
+    }
     if (l->ckpt_off > plog_next_off(l))
         l->ckpt_off = plog_next_off(l);
     free(bases);

@@ -892,3 +892,29 @@ Test(plog, a_reset_that_cannot_create_its_segment_leaves_a_usable_log)
     cr_assert_eq(plog_end_pos(&lg), 9000);
     cr_assert_eq(plog_term_at(&lg, 499), 2);
 }
+
+Test(plog, a_term_whose_first_entry_a_crash_took_back_is_forgotten)
+{
+    cr_assert_eq(append_n(2, 1, TS), 0);
+    checkpoint(2);
+    char lp[PATH_MAX], ip[PATH_MAX];
+    th_seg_path(lp, dir, 0, "log");
+    th_seg_path(ip, dir, 0, "idx");
+    long long lsize = th_size(lp), isize = th_size(ip);
+    /* A new term's first entry: the terms file is replaced durably at once,
+     * the entry's bytes are lost in the crash. */
+    cr_assert_eq(append_n(1, 3, TS), 0);
+    cr_assert_eq(lg.nsegs, 1, "still one segment");
+    cr_assert_eq(lg.nterms, 2);
+    plog_close(&lg);
+    cr_assert_eq(truncate(lp, lsize), 0);
+    cr_assert_eq(truncate(ip, isize), 0);
+    cr_assert_eq(plog_open_raft(&lg, dir, false), 0);
+    cr_assert_eq(plog_next_off(&lg), 2);
+    cr_assert_eq(lg.nterms, 1, "term 3 describes no entry any more");
+    cr_assert_eq(append_n(1, 2, TS), 0, "an entry of a lower term may follow the cut");
+    cr_assert_eq(plog_term_at(&lg, 2), 2);
+    reopen_raft();
+    cr_assert_eq(plog_term_at(&lg, 2), 2);
+    cr_assert_eq(plog_term_at(&lg, 1), 1);
+}
