@@ -350,8 +350,9 @@ static void meta_committed(void *ctx, uint64_t off, uint64_t pos)
                 meta_op_free(&op);
             }
             if (rc < 0 && rc != -EEXIST && rc != -ENOENT && rc != -EINVAL)
-                mk_log(MK_ERROR, "metadata group: applying record %" PRIu64 " (%.*s): %s",
-                       c->applied, (int)(len - 1), line, strerror(-rc));
+                mk_log(MK_ERROR, "metadata group: applying record %" PRIu64 " (%.*s%s): %s",
+                       c->applied, len > 201 ? 200 : (int)(len - 1), line,
+                       len > 201 ? "..." : "", strerror(-rc));
             any = true;
             answer_waiters(c, c->applied, rc);
         } else {
@@ -993,6 +994,10 @@ int cluster_open(struct cluster **out, uv_loop_t *loop, struct broker *b, uint64
     c->producer = XXH3_64bits_withSeed(&cfg->node_id, sizeof(cfg->node_id), uv_hrtime() ^ cluster_id);
     if (!c->producer)
         c->producer = 1;
+    /* Request ids never repeat across restarts: a leader remembers recent
+     * ones (to answer a resend), and must not take a new request for an
+     * old one of this node's previous life. */
+    c->next_req = c->producer << 20;
     struct netport_ops ops = {.ctx = c,
                               .incarnation = b->incarnation,
                               .known = on_port_known,

@@ -53,6 +53,7 @@ struct pwrite {
     uint64_t req; /* of the last WRITE_REQ */
     enum pw_state state;
     int64_t sent_ms, deadline_ms;
+    uint32_t sent_to;
     uint64_t end_off, term;
     int fail; /* the leader here cannot store it: fails at the next tick */
     part_done_cb cb;
@@ -111,6 +112,7 @@ struct pgroup {
     unsigned try_rr; /* without a replica and a hint: whom to ask */
     struct pread *reads;
     int64_t prefer_ms; /* when the preferred leader was last considered */
+    bool in_settled;
     struct trim *trims; /* written, not yet committed */
     uint64_t open_next; /* the log's end when this process opened it */
     int64_t roll_ms;    /* when this leader last proposed a roll */
@@ -345,6 +347,7 @@ static void pw_try(struct pgroup *g, struct pwrite *w, int64_t now)
                        &w->term);
         if (rc == 0) {
             w->state = PW_PLACED;
+            g->unsettled = true; /* it may be committed already (a resend) */
             return;
         }
         if (rc != RAFT_ENOTLEADER && rc != -EBUSY) {
@@ -373,6 +376,7 @@ static void pw_try(struct pgroup *g, struct pwrite *w, int64_t now)
                              .lens = w->lens,
                              .data = w->data,
                              .data_len = w->len};
+    w->sent_to = to;
     w->state = cluster_send_call(g->c, to, &call) == 0 ? PW_SENT : PW_WAIT;
 }
 
@@ -536,6 +540,20 @@ static void tell_state(struct pgroup *g, uint32_t to, bool all)
             cluster_send_call(g->c, ids[i], &q);
 }
 
+static void after_replica(struct pgroup *g);
+
+/* The replica processed a Ready (also when a sync job came back): answer
+ * what its commit decided at once, not at the next tick. */
+static void on_settled(void *ctx)
+{
+    struct pgroup *g = ctx;
+    if (!g->in_settled) {
+        g->in_settled = true;
+        after_replica(g);
+        g->in_settled = false;
+    }
+}
+
 /* After every call into the replica: the role, the commit, the answers. */
 static void after_replica(struct pgroup *g)
 {
@@ -691,6 +709,9 @@ void pgroup_peer(struct pgroup *g, uint32_t id, bool up)
 {
     if (!up && g->leader_hint == id)
         g->leader_hint = 0;
+    for (struct pwrite *w = g->wh; w && !up; w = w->next)
+        if (w->state == PW_SENT && w->sent_to == id)
+            w->state = PW_WAIT; /* its answer will not come: the next leader */
     if (!g->rep)
         return;
     if (!is_replica(g, id)) {
@@ -780,8 +801,10 @@ void pgroup_tick(struct pgroup *g, int64_t now)
         if (now >= w->deadline_ms) {
             pw_finish(g, w, w->fail ? w->fail : -ETIMEDOUT);
             next = g->wh;
-        } else if (w->state == PW_WAIT || now - w->sent_ms >= RESEND_MS) {
-            pw_try(g, w, now);
+        } else if (w->state == PW_WAIT || now - w->sent_ms >= RESEND_MS ||
+                   (w->state == PW_SENT && leader_of(g) && leader_of(g) != w->sent_to &&
+                    !(g->rep == NULL && leader_of(g) == 0))) {
+            pw_try(g, w, now); /* again, or to the new leader at once */
         }
         w = next;
     }
@@ -1103,7 +1126,8 @@ int pgroup_open(struct cluster *c, struct part *p)
                                 .committed = on_committed,
                                 .appended = on_appended,
                                 .control = on_control,
-                                .rebuilt = on_rebuilt};
+                                .rebuilt = on_rebuilt,
+                                .settled = on_settled};
         if ((rc = replica_open(&g->rep, cluster_loop(c), &p->log, &ro, &io)) < 0) {
             free(g);
             return rc;

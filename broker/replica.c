@@ -498,6 +498,8 @@ static void process(struct replica *r)
     }
     r->processing = false;
     start_sync(r);
+    if (r->io.settled && !r->closing)
+        r->io.settled(r->io.ctx);
 }
 
 /* ------------------------------------------------------------ life */

@@ -81,6 +81,10 @@ struct replica_io {
     /* Optional: a rebuilding replica caught up and votes again (persist
      * that, so that a restart does not rebuild again). */
     void (*rebuilt)(void *ctx);
+    /* Optional: the replica finished processing the core's output (after
+     * any call, and after a sync job came back): the owner may act on what
+     * the callbacks above told it, and may call into the replica again. */
+    void (*settled)(void *ctx);
 };
 
 struct replica_options {

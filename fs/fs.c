@@ -116,7 +116,7 @@ static void getattr_reply(fuse_req_t req, struct fs *f, fuse_ino_t ino)
     }
     struct stat st;
     node_fill_attr(f, &n, ino, &st);
-    fuse_reply_attr(req, &st, node_ttl(&n));
+    fuse_reply_attr(req, &st, node_ttl(f, &n));
 }
 
 struct getattr_ctx {
@@ -173,7 +173,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
     }
     struct stat st;
     node_fill_attr(f, &n, ino, &st);
-    fuse_reply_attr(req, &st, node_ttl(&n));
+    fuse_reply_attr(req, &st, node_ttl(f, &n));
 }
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)

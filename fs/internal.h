@@ -70,7 +70,7 @@ struct node node_resolve(struct fs *f, fuse_ino_t ino);
 fuse_ino_t node_topic_ino(const struct topic *t);
 void node_fill_attr(struct fs *f, const struct node *n, fuse_ino_t ino, struct stat *st);
 /* How long the kernel may cache n's attributes, in seconds. */
-double node_ttl(const struct node *n);
+double node_ttl(const struct fs *f, const struct node *n);
 void node_reply_entry(fuse_req_t req, struct fs *f, const struct node *n, fuse_ino_t ino);
 /* Parses a partition file name: decimal, no leading zeros; -ENOENT. */
 int node_parse_part(const char *name, uint32_t *out);

@@ -98,9 +98,16 @@ void node_fill_attr(struct fs *f, const struct node *n, fuse_ino_t ino, struct s
 /* Partitions and .cluster grow under readers: never cached.  Directories
  * are cached like names; the kernel drops a directory's attributes itself
  * when a mkdir or rmdir in it goes through this mount. */
-double node_ttl(const struct node *n)
+/* In a cluster another node may change the tree at any time: nothing of it
+ * is cached by the kernel (every lookup asks, and misses do a ReadIndex). */
+static double name_ttl(const struct fs *f)
 {
-    return n->kind == N_PART || n->kind == N_CLUSTER ? 0.0 : NAME_TTL;
+    return broker_config(f->b)->npeers ? 0.0 : NAME_TTL;
+}
+
+double node_ttl(const struct fs *f, const struct node *n)
+{
+    return n->kind == N_PART || n->kind == N_CLUSTER ? 0.0 : name_ttl(f);
 }
 
 void node_reply_entry(fuse_req_t req, struct fs *f, const struct node *n, fuse_ino_t ino)
@@ -108,8 +115,8 @@ void node_reply_entry(fuse_req_t req, struct fs *f, const struct node *n, fuse_i
     struct fuse_entry_param e;
     memset(&e, 0, sizeof(e));
     e.ino = ino;
-    e.entry_timeout = NAME_TTL;
-    e.attr_timeout = node_ttl(n);
+    e.entry_timeout = name_ttl(f);
+    e.attr_timeout = node_ttl(f, n);
     node_fill_attr(f, n, ino, &e.attr);
     fuse_reply_entry(req, &e);
 }
@@ -165,7 +172,7 @@ static void change_done(void *arg, int status)
         } else {
             struct stat st;
             node_fill_attr(c->f, &n, c->ino, &st);
-            fuse_reply_attr(c->req, &st, node_ttl(&n));
+            fuse_reply_attr(c->req, &st, node_ttl(c->f, &n));
         }
     }
     free(c);
