@@ -2,11 +2,14 @@
 # Included by the top-level Makefile; see tests/bench/bench.sh for what is
 # measured. Not part of TEST_TARGETS: timings are printed, never judged.
 #
-#   make bench                 full run (~9 min on 2 cores, ~15 GB scratch disk)
-#   make bench BENCH_QUICK=1   smoke run (~35 s: 50 MB, 1 repetition, 1 GB start-up)
+#   make bench                 full run (~9 min on 2 cores, ~15 GB scratch disk,
+#                              then ~12 min for the cluster section)
+#   make bench BENCH_QUICK=1   smoke run (~35 s: 50 MB, 1 repetition, 1 GB start-up,
+#                              then ~1.5-2 min for the cluster section)
+#   make bench BENCH_CLUSTER=only | BENCH_CLUSTER=0   only / without the cluster section
 
 BENCH_DIR   := $(BUILD)/bench
-BENCH_TOOLS := $(addprefix $(BENCH_DIR)/,writer checklog genlines waitsize)
+BENCH_TOOLS := $(addprefix $(BENCH_DIR)/,writer checklog genlines waitsize ackloop)
 # libfuse's example, compiled straight from Debian's copy: never vendored here.
 PASSTHROUGH_SRC := /usr/share/doc/libfuse3-dev/examples/passthrough_ll.c
 PASSTHROUGH     := $(BENCH_DIR)/passthrough_ll

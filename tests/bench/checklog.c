@@ -7,7 +7,11 @@
  * torn, and no two appenders interleaved inside a record. Prints the total
  * number of records; exit status 1 on the first violation.
  *
- * usage: checklog [-s RECSIZE] FILE...
+ * -p: print "ID SEQ" for every record instead and check only the framing, for
+ * a driver that knows which records may be missing (a write that failed may
+ * or may not have been stored).
+ *
+ * usage: checklog [-s RECSIZE] [-p] FILE...
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +19,8 @@
 #include <unistd.h>
 
 #define MAX_WRITERS 100
+
+static int opt_print;
 
 static int check(const char *path, size_t recsize, unsigned long long *total)
 {
@@ -41,6 +47,10 @@ static int check(const char *path, size_t recsize, unsigned long long *total)
 			rc = -1;
 			break;
 		}
+		if (opt_print) {
+			printf("%u %llu\n", id, seq);
+			continue;
+		}
 		if (seq != next[id]) {
 			fprintf(stderr, "checklog: %s line %llu: writer %u sequence %llu, expected %llu\n",
 			        path, line, id, seq, next[id]);
@@ -63,20 +73,23 @@ int main(int argc, char **argv)
 {
 	size_t recsize = 100;
 	int c;
-	while ((c = getopt(argc, argv, "s:")) != -1) {
+	while ((c = getopt(argc, argv, "s:p")) != -1) {
 		if (c == 's')
 			recsize = strtoul(optarg, NULL, 10);
+		else if (c == 'p')
+			opt_print = 1;
 		else
 			return 2;
 	}
 	if (optind >= argc || recsize < 20) {
-		fprintf(stderr, "usage: checklog [-s RECSIZE] FILE...\n");
+		fprintf(stderr, "usage: checklog [-s RECSIZE] [-p] FILE...\n");
 		return 2;
 	}
 	unsigned long long total = 0;
 	int rc = 0;
 	for (int i = optind; i < argc; i++)
 		rc |= check(argv[i], recsize, &total) != 0;
-	printf("records=%llu\n", total);
+	if (!opt_print)
+		printf("records=%llu\n", total);
 	return rc ? 1 : 0;
 }
