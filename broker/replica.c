@@ -25,7 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BATCH_MAX 256 /* entries per plog append */
+#define BATCH_MAX   256       /* entries per plog append */
+#define SPLIT_BYTES (1u << 20) /* entry bytes per APPEND frame (one record may be more) */
 
 struct sync_job {
     uv_work_t work;
@@ -245,6 +246,17 @@ static int log_entries(void *ctx, uint64_t lo, uint64_t hi, struct raft_entry *o
     return 0;
 }
 
+/* About the payload bytes of entries [lo, hi): their record bytes (byte
+ * positions are contiguous) and a header and side data estimate each. */
+static size_t log_bytes(void *ctx, uint64_t lo, uint64_t hi)
+{
+    struct replica *r = ctx;
+    struct seg_entry a, b;
+    if (hi <= lo || plog_entry(r->log, lo - 1, &a) < 0 || plog_entry(r->log, hi - 2, &b) < 0)
+        return 0;
+    return (size_t)(b.pos + b.len - a.pos) + (size_t)(hi - lo) * (REPLICA_PAYLOAD_HDR + 32);
+}
+
 /* The "state" a follower behind the log start is reset to: the byte
  * position of the leader's first retained record. */
 static int log_snapshot(void *ctx, const void **data, size_t *len)
@@ -437,6 +449,37 @@ static void start_sync(struct replica *r)
 
 /* ------------------------------------------------------------ the Ready loop */
 
+/* Sends m, an APPEND of more than SPLIT_BYTES of entries as several: each
+ * a valid APPEND of its own (its previous entry is the last of the one
+ * before), in order on the one connection.  So the core may put many small
+ * records in one APPEND (max_msg_entries) while no frame grows past what
+ * the port carries. */
+static void send_split(struct replica *r, const struct raft_msg *m)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < m->n_entries; i++)
+        total += m->entries[i].len;
+    if (m->type != RAFT_MSG_APPEND || total <= SPLIT_BYTES) {
+        r->io.send(r->io.ctx, m->to, m);
+        return;
+    }
+    struct raft_msg part = *m;
+    size_t i = 0;
+    while (i < m->n_entries) {
+        size_t n = 0, bytes = 0;
+        while (i + n < m->n_entries && (n == 0 || bytes + m->entries[i + n].len <= SPLIT_BYTES))
+            bytes += m->entries[i + n++].len;
+        part.entries = m->entries + i;
+        part.n_entries = n;
+        if (i > 0) {
+            part.index = m->entries[i - 1].index;
+            part.log_term = m->entries[i - 1].term;
+        }
+        r->io.send(r->io.ctx, m->to, &part);
+        i += n;
+    }
+}
+
 static uint64_t end_pos_after(const struct replica *r, uint64_t off_exclusive)
 {
     struct seg_entry e;
@@ -486,7 +529,7 @@ static void process(struct replica *r)
             }
         }
         for (size_t i = 0; send && i < rd.n_msgs; i++)
-            r->io.send(r->io.ctx, rd.msgs[i].to, &rd.msgs[i]);
+            send_split(r, &rd.msgs[i]);
         if (rd.apply_hi >= rd.apply_lo && rd.apply_hi > 0)
             r->io.committed(r->io.ctx, rd.apply_hi, end_pos_after(r, rd.apply_hi));
         if (rd.rebuilt && r->io.rebuilt)
@@ -504,14 +547,13 @@ static void process(struct replica *r)
 
 /* ------------------------------------------------------------ life */
 
-/* Entries per APPEND: as many records of the longest size as fit one frame
- * of the port (WIRE_MAX_BODY, 65 MiB), at most 32 (with 64 APPENDs in
- * flight the pipe stays full), at least 1. */
+/* Entries per APPEND: many (small records travel in few frames), as many as
+ * stay within SPLIT_BYTES (max_msg_bytes); send_split cuts an APPEND that
+ * holds more anyway (an estimate was off) into frames of at most that. */
 static unsigned max_entries(uint32_t max_record)
 {
-    uint64_t per = (uint64_t)max_record + 1 + REPLICA_PAYLOAD_HDR + 64; /* + entry framing */
-    uint64_t n = ((64ull << 20) + (1ull << 20) - 1024) / per;
-    return n < 1 ? 1 : n > 32 ? 32 : (unsigned)n;
+    (void)max_record; /* a record of any size fits a frame on its own */
+    return 4096;
 }
 
 int replica_open(struct replica **out, uv_loop_t *loop, struct plog *log,
@@ -532,6 +574,7 @@ int replica_open(struct replica **out, uv_loop_t *loop, struct plog *log,
         .election_ticks = opt->election_ticks,
         .heartbeat_ticks = opt->heartbeat_ticks,
         .max_msg_entries = max_entries(opt->max_record),
+        .max_msg_bytes = SPLIT_BYTES,
         .pre_vote = true,
         .check_quorum = true,
         .rebuilding = opt->rebuilding,
@@ -548,7 +591,8 @@ int replica_open(struct replica **out, uv_loop_t *loop, struct plog *log,
                 .last_index = log_last,
                 .term = log_term,
                 .entries = log_entries,
-                .snapshot = log_snapshot},
+                .snapshot = log_snapshot,
+                .bytes = log_bytes},
     };
     int rc = raft_new(&ro, &r->raft);
     if (rc < 0) {

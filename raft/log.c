@@ -255,6 +255,21 @@ const struct raft_entry *rlog_unstable(const struct rlog *l, uint64_t index)
     return &l->ents[l->head + (index - l->u_off)];
 }
 
+size_t rlog_bytes(const struct rlog *l, uint64_t lo, uint64_t hi)
+{
+    size_t sum = 0;
+    uint64_t i = lo;
+    if (i < l->u_off) {
+        uint64_t end = hi + 1 < l->u_off ? hi + 1 : l->u_off;
+        if (l->ops.bytes && !l->reset_pending)
+            sum += l->ops.bytes(l->ops.ctx, i, end);
+        i = end;
+    }
+    for (; i <= hi; i++)
+        sum += rlog_unstable(l, i)->len;
+    return sum;
+}
+
 int rlog_slice(const struct rlog *l, uint64_t lo, uint64_t hi, struct raft_entry *out)
 {
     uint64_t i = lo;

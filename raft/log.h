@@ -53,6 +53,9 @@ void rlog_stable_to(struct rlog *l, uint64_t index);
 void rlog_reset(struct rlog *l, uint64_t index, uint64_t term);
 /* Unstable entry at index (u_off <= index <= last). */
 const struct raft_entry *rlog_unstable(const struct rlog *l, uint64_t index);
+/* About how many payload bytes [lo, hi] hold (stored ones through
+ * ops.bytes, 0 without it). */
+size_t rlog_bytes(const struct rlog *l, uint64_t lo, uint64_t hi);
 /* Descriptors of [lo, hi] into out (hi-lo+1 slots); payloads borrowed. */
 int rlog_slice(const struct rlog *l, uint64_t lo, uint64_t hi, struct raft_entry *out);
 

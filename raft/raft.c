@@ -63,6 +63,7 @@ struct raft {
     /* options */
     uint64_t id;
     unsigned election_ticks, heartbeat_ticks, max_inflight, max_msg_entries;
+    size_t max_msg_bytes;
     bool pre_vote, check_quorum;
     uint64_t rng;
 
@@ -669,6 +670,18 @@ static bool send_append1(struct raft *r, struct progress *pr, bool allow_empty)
         return true;
     }
     uint64_t n = last > prev ? min64(last - prev, r->max_msg_entries) : 0;
+    if (r->max_msg_bytes && n > 1 && rlog_bytes(&r->log, prev + 1, prev + n) > r->max_msg_bytes) {
+        /* The most entries that stay within max_msg_bytes, at least one. */
+        uint64_t lo = 1, hi = n;
+        while (lo < hi) {
+            uint64_t mid = lo + (hi - lo + 1) / 2;
+            if (rlog_bytes(&r->log, prev + 1, prev + mid) <= r->max_msg_bytes)
+                lo = mid;
+            else
+                hi = mid - 1;
+        }
+        n = lo;
+    }
     /* An empty APPEND is still a probe: a server we know nothing about
      * (next = last + 1, match = 0) must be asked where its log ends. */
     if (n == 0 && !allow_empty && !(pr->state == PR_PROBE && pr->match < last))
@@ -1503,6 +1516,7 @@ int raft_new(const struct raft_options *opt, struct raft **out)
     r->heartbeat_ticks = opt->heartbeat_ticks ? opt->heartbeat_ticks : 1;
     r->max_inflight = opt->max_inflight ? opt->max_inflight : 64;
     r->max_msg_entries = opt->max_msg_entries ? opt->max_msg_entries : 4096;
+    r->max_msg_bytes = opt->max_msg_bytes;
     r->pre_vote = opt->pre_vote;
     r->check_quorum = opt->check_quorum;
     r->rebuilding = opt->rebuilding;

@@ -303,6 +303,10 @@ struct raft_log_ops {
      * The state-machine state as of first_index-1, sent to followers that
      * are behind the log start.  *data valid until storage is modified. */
     int (*snapshot)(void *ctx, const void **data, size_t *len);
+    /* Optional (with raft_options.max_msg_bytes): about how many payload
+     * bytes the stored entries [lo, hi) hold (an estimate is fine: it only
+     * sizes APPENDs). */
+    size_t (*bytes)(void *ctx, uint64_t lo, uint64_t hi);
 };
 
 /* ---- creating an instance --------------------------------------------- */
@@ -314,6 +318,8 @@ struct raft_options {
     unsigned election_ticks, heartbeat_ticks;
     unsigned max_inflight;    /* APPENDs in flight per follower (default 64) */
     unsigned max_msg_entries; /* entries per APPEND (default 4096) */
+    size_t max_msg_bytes;     /* and payload bytes per APPEND, at least one entry
+                                 (0: no limit; needs log.bytes for stored ones) */
     bool pre_vote, check_quorum;
     uint64_t seed; /* seeds the core's PRNG (election timeouts) */
     /* Persisted hard state (0, 0 for a new server). */

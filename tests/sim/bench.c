@@ -158,7 +158,7 @@ static void setup(void)
                                  .conf = &conf,
                                  .max_inflight = 64,
                                  .max_msg_entries = 4096};
-        o.log = (struct raft_log_ops){nd, s_first, s_last, s_term, s_entries, NULL};
+        o.log = (struct raft_log_ops){nd, s_first, s_last, s_term, s_entries, NULL, NULL};
         if (raft_new(&o, &nd->r) != 0)
             exit(2);
     }

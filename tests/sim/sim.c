@@ -534,7 +534,7 @@ static void node_start(struct node *nd)
     o.vote = nd->d.vote;
     o.conf = &nd->d.snap_conf;
     o.rebuilding = nd->d.rebuilding;
-    o.log = (struct raft_log_ops){nd, d_first, d_last, d_term, d_entries, d_snapshot};
+    o.log = (struct raft_log_ops){nd, d_first, d_last, d_term, d_entries, d_snapshot, NULL};
     int rv = raft_new(&o, &nd->r);
     if (rv != 0) {
         fail("raft_new(n%llu): %d", (unsigned long long)nd->id, rv);

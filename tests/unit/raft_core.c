@@ -54,6 +54,18 @@ static int t_entries(void *ctx, uint64_t lo, uint64_t hi, struct raft_entry *out
     return 0;
 }
 
+static size_t t_bytes(void *ctx, uint64_t lo, uint64_t hi)
+{
+    struct tnode *t = ctx;
+    size_t sum = 0;
+    for (uint64_t i = lo; i < hi && i >= t->first && i < t->first + t->n; i++)
+        sum += t->log[i - t->first].len;
+    return sum;
+}
+
+static size_t opt_max_bytes;   /* start(): raft_options.max_msg_bytes */
+static size_t most_in_append;  /* pump(): the most entries one APPEND carried */
+
 static void t_truncate(struct tnode *t, uint64_t from)
 {
     while (t->n > 0 && t->first + t->n - 1 >= from)
@@ -105,6 +117,8 @@ static void pump(void)
                 }
                 for (size_t i = 0; i < rd.n_msgs; i++) {
                     const struct raft_msg *m = &rd.msgs[i];
+                    if (m->type == RAFT_MSG_APPEND && m->n_entries > most_in_append)
+                        most_in_append = m->n_entries;
                     if (m->to >= 1 && m->to <= nn && !nodes[m->to].down && !t->down)
                         raft_step(nodes[m->to].r, m);
                 }
@@ -131,9 +145,13 @@ static void start(unsigned n)
         struct tnode *t = &nodes[k];
         t->id = k;
         t->first = 1;
-        struct raft_options o = {
-            .id = k, .pre_vote = true, .check_quorum = true, .seed = 7, .conf = &conf};
-        o.log = (struct raft_log_ops){t, t_first, t_last, t_term, t_entries, NULL};
+        struct raft_options o = {.id = k,
+                                 .pre_vote = true,
+                                 .check_quorum = true,
+                                 .seed = 7,
+                                 .conf = &conf,
+                                 .max_msg_bytes = opt_max_bytes};
+        o.log = (struct raft_log_ops){t, t_first, t_last, t_term, t_entries, NULL, t_bytes};
         cr_assert_eq(raft_new(&o, &t->r), 0);
     }
 }
@@ -222,6 +240,25 @@ Test(raft_core, batch_of_proposals_gets_consecutive_indexes)
     cr_assert_eq(nodes[3].log[2].len, 2);
 }
 
+Test(raft_core, appends_stay_within_max_msg_bytes)
+{
+    opt_max_bytes = 100;
+    start(3);
+    opt_max_bytes = 0;
+    elect(1);
+    nodes[2].down = true; /* it falls behind: caught up later from storage */
+    for (int i = 0; i < 40; i++)
+        propose(1, "ten bytes.");
+    most_in_append = 0;
+    nodes[2].down = false;
+    tick_all(30);
+    cr_assert_eq(raft_commit(nodes[2].r), 41, "caught up (%llu)",
+                 (unsigned long long)raft_commit(nodes[2].r));
+    cr_assert_leq(most_in_append, 10, "100 bytes of 10-byte entries per APPEND, seen %zu",
+                  most_in_append);
+    cr_assert_geq(most_in_append, 2, "and more than one at a time");
+}
+
 Test(raft_core, transfer_hands_leadership_to_the_target)
 {
     start(3);
@@ -286,11 +323,11 @@ Test(raft_core, learner_is_added_caught_up_and_promoted)
         raft_free(nodes[k].r);
         struct raft_options o = {
             .id = k, .pre_vote = true, .check_quorum = true, .seed = 7, .conf = &conf};
-        o.log = (struct raft_log_ops){&nodes[k], t_first, t_last, t_term, t_entries, NULL};
+        o.log = (struct raft_log_ops){&nodes[k], t_first, t_last, t_term, t_entries, NULL, NULL};
         cr_assert_eq(raft_new(&o, &nodes[k].r), 0);
     }
     struct raft_options o = {.id = 3, .pre_vote = true, .check_quorum = true, .seed = 7};
-    o.log = (struct raft_log_ops){&nodes[3], t_first, t_last, t_term, t_entries, NULL};
+    o.log = (struct raft_log_ops){&nodes[3], t_first, t_last, t_term, t_entries, NULL, NULL};
     cr_assert_eq(raft_new(&o, &nodes[3].r), 0);
     elect(1);
     propose(1, "a");
@@ -338,7 +375,7 @@ Test(raft_core, restart_keeps_term_and_log_from_persisted_state_only)
     raft_free(nodes[1].r);
     struct raft_conf conf = {.n = 1, .servers = {{1, true}}};
     struct raft_options o = {.id = 1, .seed = 9, .conf = &conf, .term = term, .vote = 1};
-    o.log = (struct raft_log_ops){&nodes[1], t_first, t_last, t_term, t_entries, NULL};
+    o.log = (struct raft_log_ops){&nodes[1], t_first, t_last, t_term, t_entries, NULL, NULL};
     cr_assert_eq(raft_new(&o, &nodes[1].r), 0);
     cr_assert_eq(raft_last_index(nodes[1].r), 2);
     cr_assert_eq(raft_role(nodes[1].r), RAFT_FOLLOWER);
