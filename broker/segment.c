@@ -176,6 +176,14 @@ static int seg_begin(struct segment *s, const char *dir, uint64_t base_off, char
     return rc < 0 ? rc : seg_path(ip, PATH_MAX, dir, base_off, "idx");
 }
 
+/* See seg_sync_defer. */
+static bool sync_deferred;
+
+void seg_sync_defer(bool on)
+{
+    sync_deferred = on;
+}
+
 int seg_create(struct segment *s, const char *dir, uint64_t base_off, uint64_t base_pos)
 {
     char lp[PATH_MAX], ip[PATH_MAX], ap[PATH_MAX];
@@ -209,9 +217,11 @@ int seg_create(struct segment *s, const char *dir, uint64_t base_off, uint64_t b
     le_put64(hdr + 8, base_off);
     le_put64(hdr + 16, base_pos);
     le_put64(hdr + 24, s->salt);
-    if ((rc = sys_pwrite_all(s->idx_fd, hdr, sizeof(hdr), 0)) < 0 ||
-        (rc = sysio.fdatasync(s->idx_fd)) < 0 || (rc = sysio.fdatasync(s->aux_fd)) < 0 ||
-        (rc = sysio.fdatasync(s->log_fd)) < 0 || (rc = sys_fsync_dir(dir)) < 0)
+    if ((rc = sys_pwrite_all(s->idx_fd, hdr, sizeof(hdr), 0)) < 0)
+        goto err_unlink_idx;
+    if (!sync_deferred &&
+        ((rc = sysio.fdatasync(s->idx_fd)) < 0 || (rc = sysio.fdatasync(s->aux_fd)) < 0 ||
+         (rc = sysio.fdatasync(s->log_fd)) < 0 || (rc = sys_fsync_dir(dir)) < 0))
         goto err_unlink_idx;
     return 0;
 

@@ -141,4 +141,9 @@ int seg_remove(struct segment *s, const char *dir);
 /* Parses a segment file name "%020llu.log"; 0 or -EINVAL. */
 int seg_parse_name(const char *name, uint64_t *base_off);
 
+/* While on, seg_create makes its files without syncing them: the caller
+ * makes many at once (a topic of many partitions) and syncs the file
+ * system once (sys_syncfs) before it makes them visible.  Loop thread. */
+void seg_sync_defer(bool on);
+
 #endif

@@ -282,3 +282,13 @@ int sys_write_number(const char *dir, const char *name, uint64_t v)
     int n = snprintf(buf, sizeof(buf), "%" PRIu64 "\n", v);
     return sys_write_atomic(dir, name, buf, (size_t)n);
 }
+
+int sys_syncfs(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = syncfs(fd) < 0 ? -errno : 0;
+    close(fd);
+    return rc;
+}

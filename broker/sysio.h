@@ -61,6 +61,9 @@ int sys_write_atomic(const char *dir, const char *name, const void *data, size_t
 uint64_t sys_read_number(const char *dir, const char *name);
 int sys_write_number(const char *dir, const char *name, uint64_t v);
 
+/* syncfs(2) of the file system holding dir. */
+int sys_syncfs(const char *dir);
+
 /* Whether dir/name exists. */
 bool sys_exists_in(const char *dir, const char *name);
 

@@ -367,6 +367,10 @@ int topic_create_as(struct broker *b, const char *name, uint64_t id, const struc
     snprintf(dst, sizeof(dst), "%s/%s", b->topics_dir, name);
     if ((rc = sysio.mkdir(stage, 0755)) < 0)
         return rc;
+    /* Many partitions: one syncfs for all of their files, not four fsyncs
+     * each (the stage becomes visible only by the rename below). */
+    bool defer = nparts > 8;
+    seg_sync_defer(defer);
     for (uint32_t i = 0; i < nparts; i++) {
         char pdir[PATH_MAX];
         struct plog l;
@@ -383,6 +387,9 @@ int topic_create_as(struct broker *b, const char *name, uint64_t id, const struc
             goto err_stage;
         plog_close(&l);
     }
+    seg_sync_defer(false);
+    if (defer && (rc = sys_syncfs(stage)) < 0)
+        goto err_stage;
     if (rf && (rc = replicas_write(stage, nparts, rf, replicas)) < 0)
         goto err_stage;
     struct topic_config none = {0};
@@ -412,6 +419,7 @@ err_dst:
     sys_remove_tree(dst);
     return rc;
 err_stage:
+    seg_sync_defer(false);
     sys_remove_tree(stage);
     return rc;
 }
@@ -512,11 +520,18 @@ int topic_grow_as(struct broker *b, struct topic *t, uint32_t n, const uint32_t 
         if ((rc = replicas_write(t->dir, n, t->rf, ids)) < 0)
             return rc;
     }
+    /* New partitions count only once the topic file says so (meta_write
+     * below): their files are synced together, once. */
+    bool defer = n - old > 8;
+    seg_sync_defer(defer);
     for (uint32_t i = old; i < n && rc == 0; i++) {
         rc = part_open(b, t, i, true, &t->parts[i]);
         if (rc == 0)
             t->nparts++;
     }
+    seg_sync_defer(false);
+    if (rc == 0 && defer)
+        rc = sys_syncfs(t->dir);
     if (rc == 0)
         rc = meta_write(t->dir, t, n, &t->conf, &t->owner);
     if (rc < 0) {

@@ -770,3 +770,32 @@ Test(partition, owners_and_modes_persist)
     cr_assert_eq(broker_root_owner(b)->gid, 6);
     cr_assert_eq(broker_root_owner(b)->mode, 01777);
 }
+
+Test(partition, a_topic_of_many_partitions_is_synced_once_not_per_file)
+{
+    cfg.num_partitions = 50;
+    open_broker();
+    sysio.fdatasync = counting_fdatasync;
+    struct topic *t;
+    cr_assert_eq(topic_create(b, "many", NULL, &t), 0);
+    int creating = atomic_load(&nsync);
+    /* Four fdatasyncs per partition's segment would be 200; the topic
+     * file and its directories are a handful, the rest is one syncfs. */
+    cr_assert_lt(creating, 20, "%d fdatasyncs to create 50 partitions", creating);
+    cr_assert_eq(topic_partitions(t), 50);
+    atomic_store(&nsync, 0);
+    cr_assert_eq(topic_set(b, t, "partitions", "100"), 0);
+    cr_assert_lt(atomic_load(&nsync), 20, "%d fdatasyncs to add 50 partitions",
+                 atomic_load(&nsync));
+    close_broker();
+    /* All of it is there after a restart, and takes records. */
+    sysio.fdatasync = real_fdatasync;
+    open_broker();
+    t = topic_find(b, "many");
+    cr_assert_not_null(t);
+    cr_assert_eq(topic_partitions(t), 100);
+    struct ack a = {0};
+    cr_assert_eq(append(topic_part(t, 99), "x\n", &a), 0);
+    run_until_acked(&a, 1);
+    cr_assert_eq(a.status, 0);
+}
