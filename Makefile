@@ -110,10 +110,10 @@ run: all
 	@echo "minikafka: data dir $(RUN_DATA), mounted on $(RUN_MNT) (Ctrl-C unmounts)"
 	$(MK) -f $(if $(RUN_OPTS),-o $(RUN_OPTS)) $(RUN_DATA) $(RUN_MNT)
 
-# Three local nodes on 127.0.0.1-3 (scripts/cluster.sh: -n, -p, -d, -m, -o).
+# Three local nodes on 127.0.0.1-3 (tests/cluster.sh: -n, -p, -d, -m, -o).
 CLUSTER_ARGS ?=
 cluster: all
-	@bash scripts/cluster.sh $(CLUSTER_ARGS)
+	@bash tests/cluster.sh $(CLUSTER_ARGS)
 
 PREFIX ?= /usr/local
 install: all

@@ -339,6 +339,16 @@ static void pw_finish(struct pgroup *g, struct pwrite *w, int status)
     free(w);
 }
 
+/* Where a request goes: the leader; a node without a replica that knows
+ * none asks the replicas in turn (any of them knows it). */
+static uint32_t ask_whom(struct pgroup *g)
+{
+    uint32_t to = leader_of(g);
+    if (!g->rep && (!to || to == g->self))
+        to = g->replicas[g->try_rr++ % g->nrep];
+    return to;
+}
+
 static void pw_try(struct pgroup *g, struct pwrite *w, int64_t now)
 {
     w->sent_ms = now;
@@ -358,10 +368,7 @@ static void pw_try(struct pgroup *g, struct pwrite *w, int64_t now)
             return;
         }
     }
-    uint32_t to = leader_of(g);
-    if (!g->rep && (!to || to == g->self)) {
-        to = g->replicas[g->try_rr++ % g->nrep]; /* it knows the leader */
-    }
+    uint32_t to = ask_whom(g);
     if (!to || to == g->self || !cluster_connected(g->c, to)) {
         w->state = PW_WAIT;
         return;
@@ -802,8 +809,7 @@ void pgroup_tick(struct pgroup *g, int64_t now)
             pw_finish(g, w, w->fail ? w->fail : -ETIMEDOUT);
             next = g->wh;
         } else if (w->state == PW_WAIT || now - w->sent_ms >= RESEND_MS ||
-                   (w->state == PW_SENT && leader_of(g) && leader_of(g) != w->sent_to &&
-                    !(g->rep == NULL && leader_of(g) == 0))) {
+                   (w->state == PW_SENT && leader_of(g) && leader_of(g) != w->sent_to)) {
             pw_try(g, w, now); /* again, or to the new leader at once */
         }
         w = next;
@@ -847,14 +853,6 @@ void pgroup_tick(struct pgroup *g, int64_t now)
 }
 
 /* ------------------------------------------------------------ remote reads */
-
-static uint32_t ask_whom(struct pgroup *g)
-{
-    uint32_t to = leader_of(g);
-    if (!to || to == g->self)
-        to = g->replicas[g->try_rr++ % g->nrep];
-    return to;
-}
 
 static void pr_send(struct pgroup *g, struct pread *r, int64_t now)
 {

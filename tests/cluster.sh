@@ -4,7 +4,7 @@
 # data in DATA/di and is mounted on MNT/mki.  The nodes run in the
 # foreground of this script; Ctrl-C (or SIGTERM) unmounts and stops them all.
 #
-#   scripts/cluster.sh [-n NODES] [-p PORT] [-d DATA] [-m MNT] [-o OPTS]
+#   tests/cluster.sh [-n NODES] [-p PORT] [-d DATA] [-m MNT] [-o OPTS]
 #
 # Defaults: 3 nodes, port 7001, DATA=$HOME/.local/share/minikafka-cluster,
 # MNT=/tmp/minikafka-cluster-$USER; -o adds options for every node (e.g.
