@@ -12,7 +12,7 @@
 
 BUILD   ?= build
 CC      ?= gcc
-PKGS    := fuse3 libuv libxxhash
+PKGS    := fuse3 libuv libxxhash libsodium
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 BASEFLAGS := -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -DFUSE_USE_VERSION=312 $(WARN) -g -I.
 OPT     ?= -O2

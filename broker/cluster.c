@@ -1006,8 +1006,8 @@ int cluster_open(struct cluster **out, uv_loop_t *loop, struct broker *b, uint64
                               .call = on_port_call,
                               .peer = on_port_peer};
     if ((rc = netport_open(&c->net, loop, cfg, cluster_id, &ops)) < 0) {
-        const struct mk_peer *self = cfg_peer(cfg, cfg->node_id);
-        mk_log(MK_ERROR, "cluster port %s:%u: %s", self->host, self->port, uv_strerror(rc));
+        const struct mk_peer *at = cfg->listen.port ? &cfg->listen : cfg_peer(cfg, cfg->node_id);
+        mk_log(MK_ERROR, "cluster port %s:%u: %s", at->host, at->port, uv_strerror(rc));
         replica_close(c->meta);
         plog_close(&c->mlog);
         free(c);

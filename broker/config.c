@@ -8,6 +8,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,6 +72,10 @@ int cfg_check(const struct mk_config *c, const char **why)
     if (c->npeers && !cfg_peer(c, c->node_id)) {
         *why = "node.id must be one of the peers (give every node, this one included, as "
                "peer=ID@HOST:PORT)";
+        return -EINVAL;
+    }
+    if (!c->npeers && (c->cluster_secret[0] || c->listen.port)) {
+        *why = "cluster.secret and cluster.listen need the peers (peer=ID@HOST:PORT)";
         return -EINVAL;
     }
     if (c->replication_factor > (c->npeers ? c->npeers : 1)) {
@@ -165,6 +170,20 @@ int cfg_set(struct mk_config *c, const char *key, const char *value, const char 
             if (!strcmp(c->peers[i].host, p.host) && c->peers[i].port == p.port)
                 return -EINVAL;
         c->peers[c->npeers++] = p;
+    } else if (!strcmp(key, "cluster.secret")) {
+        *why = "the path of a file (at most 255 bytes)";
+        if (!*value || strlen(value) >= sizeof(c->cluster_secret))
+            return -EINVAL;
+        strcpy(c->cluster_secret, value);
+    } else if (!strcmp(key, "cluster.listen")) {
+        *why = "IPV4:PORT, the address the cluster port listens on";
+        char buf[40];
+        if (strlen(value) + 3 > sizeof(buf))
+            return -EINVAL;
+        snprintf(buf, sizeof(buf), "1@%s", value);
+        if (parse_peer(buf, &c->listen) < 0)
+            return -EINVAL;
+        c->listen.id = 0;
     } else if (!strcmp(key, "request.timeout.ms")) {
         *why = "a positive integer (milliseconds)";
         if (cfg_parse_i64(value, 1, INT32_MAX, &v) < 0)

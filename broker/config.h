@@ -33,6 +33,11 @@ struct mk_config {
     size_t npeers;                      /* 0: a single node */
     int64_t request_timeout_ms;         /* request.timeout.ms */
     uint32_t replication_factor;        /* default.replication.factor (0: min(3, nodes)) */
+    char cluster_secret[256];           /* cluster.secret: a file's path, "" for none */
+    struct mk_peer listen;              /* cluster.listen: port 0 = this node's peer address */
+    /* Not options: filled by the caller from cluster_secret (auth_load). */
+    bool has_key;
+    uint8_t key[32];
 };
 
 /* Per-topic overrides (xattrs user.retention.ms ...); `set` has bit i for

@@ -18,6 +18,7 @@
  *      writers, flush and checkpoint every partition, unmount, exit 0.
  */
 #include "broker/broker.h"
+#include "broker/net/auth.h"
 #include "fs/fs.h"
 
 #include <errno.h>
@@ -60,6 +61,11 @@ static const char usage[] =
     "  -o fsync=always|never    acknowledge writes once fsynced (always) or once\n"
     "                           in the page cache (never)\n"
     "  -o node.id=N             this node's id, 0..2147483647 (1)\n"
+    "  -o peer=ID@IPV4:PORT     a node of the cluster, once per node, this one included\n"
+    "  -o default.replication.factor=N  replicas of a new topic's partitions (min(3, nodes))\n"
+    "  -o request.timeout.ms=N  how long a cluster write may wait for a majority (30000)\n"
+    "  -o cluster.secret=FILE   peers must prove they know FILE's bytes (chmod 600)\n"
+    "  -o cluster.listen=IPV4:PORT  where the cluster port listens (this node's peer address)\n"
     "  -o allow_other,...       any other option is passed to FUSE (see mount.fuse3(8));\n"
     "                           allow_other and allow_root imply default_permissions\n"
     "\n"
@@ -399,6 +405,19 @@ int main(int argc, char **argv)
     if (cfg_check(&c.cfg, &why) < 0) {
         fprintf(stderr, "minikafka: %s\n", why);
         goto out_args;
+    }
+    if (c.cfg.cluster_secret[0]) {
+        int rc = auth_init();
+        if (rc == 0)
+            rc = auth_load(c.cfg.cluster_secret, c.cfg.key, &why);
+        else
+            why = "libsodium failed to initialize";
+        if (rc < 0) {
+            fprintf(stderr, "minikafka: cluster.secret %s %s (%s)\n", c.cfg.cluster_secret, why,
+                    strerror(-rc));
+            goto out_args;
+        }
+        c.cfg.has_key = true;
     }
     if (!c.data || !c.mnt) {
         fprintf(stderr, "minikafka: missing %s (%s; see --help)\n",

@@ -5,9 +5,31 @@
  *   C_DIALING   outbound, TCP connect in progress
  *   C_HELLO     TCP up, handshake in progress (outbound: HELLO sent, waiting
  *               for HELLO_OK; inbound: waiting for HELLO)
+ *   C_AUTH      inbound: HELLO_OK sent, waiting for the dialer's AUTH
  *   C_UP        handshake done: the peer's connection
  *   C_CLOSING   uv_close called; freed in its close callback
- * Edges: DIALING -> HELLO | CLOSING, HELLO -> UP | CLOSING, UP -> CLOSING.
+ * Edges: DIALING -> HELLO | CLOSING, HELLO -> AUTH | UP | CLOSING,
+ * AUTH -> UP | CLOSING, UP -> CLOSING.
+ *
+ * THE HANDSHAKE (three frames, with or without cluster.secret)
+ *   dialer -> HELLO     ids, cluster id, incarnations, auth flag, nonce Nd
+ *   acceptor            refuses (and closes) a foreign cluster, an id that is
+ *                       not configured or calls from another address, a
+ *                       wrong direction, or an auth flag unlike its own;
+ *                       else -> HELLO_OK: its own fields, nonce Na, and
+ *                       MAC_k('A', HELLO body ++ HELLO_OK body before the mac)
+ *   dialer              checks the acceptor's MAC (else closes: it does not
+ *                       know the secret), -> AUTH: MAC_k('D', the same
+ *                       transcript), and is up
+ *   acceptor            checks the dialer's MAC (else refuses and closes);
+ *                       only now does the connection become the peer's: an
+ *                       older one is replaced, the incarnations are reported
+ *                       and the peer is up.
+ * k is the key of cluster.secret (auth.h), all zero without one.  Nothing of
+ * the node's state is touched by a connection before its proof is checked,
+ * and the nonces make every transcript new, so a recorded handshake
+ * replays nothing.  Frames after the handshake are not authenticated (the
+ * port is for a private network: see README).
  *
  * Reading is incremental: the 20-byte header is gathered first and checked,
  * then exactly `length` body bytes, then the checksum; a frame is dispatched
@@ -15,12 +37,14 @@
  */
 #include "broker/net/netport.h"
 #include "broker/log.h"
+#include "broker/net/auth.h"
 #include "broker/net/wire.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
@@ -35,7 +59,9 @@
 #define MAX_STRANGERS    64 /* inbound connections not identified yet */
 #define MAX_RAFT_ENTRIES 65536
 
-enum conn_state { C_DIALING, C_HELLO, C_UP, C_CLOSING };
+enum conn_state { C_DIALING, C_HELLO, C_AUTH, C_UP, C_CLOSING };
+
+#define HS_MAX 128 /* a HELLO body (checked: HELLO_MAX_BODY would allow more) */
 
 struct peer;
 
@@ -45,7 +71,11 @@ struct conn {
     uv_connect_t connect;
     enum conn_state state;
     bool outbound;
-    struct peer *peer; /* outbound: from the start; inbound: once identified */
+    struct peer *peer; /* outbound: from the start; inbound: once authenticated */
+    struct peer *claimed;        /* inbound, C_AUTH: who its HELLO says it is */
+    struct wire_hello hello;     /* inbound, C_AUTH: that HELLO */
+    uint8_t hs_d[HS_MAX], hs_a[HS_MAX]; /* the HELLO body, the HELLO_OK body before its mac */
+    size_t hs_dlen, hs_alen;
     uint8_t hdr[WIRE_HDR];
     size_t hdr_got;
     struct wire_hdr h;
@@ -88,6 +118,8 @@ struct netport {
     int open_handles;
     bool closing;
     struct wire_buf wb;
+    uint8_t key[AUTH_KEY_BYTES]; /* cluster.secret's, or zero */
+    bool has_key;
     uint8_t rbuf[64 << 10];
 };
 
@@ -136,7 +168,8 @@ static void conn_set(struct conn *c, enum conn_state to)
 {
     enum conn_state from = c->state;
     assert((from == C_DIALING && (to == C_HELLO || to == C_CLOSING)) ||
-           (from == C_HELLO && (to == C_UP || to == C_CLOSING)) ||
+           (from == C_HELLO && (to == C_AUTH || to == C_UP || to == C_CLOSING)) ||
+           (from == C_AUTH && (to == C_UP || to == C_CLOSING)) ||
            (from == C_UP && to == C_CLOSING));
     (void)from;
     c->state = to;
@@ -296,6 +329,8 @@ bool netport_connected(const struct netport *np, uint32_t id)
     return false;
 }
 
+/* Sends HELLO (dialer) or HELLO_OK (acceptor, after c->hs_d is set) and
+ * keeps the body that the proofs cover. */
 static void send_hello(struct conn *c, enum wire_type t, uint32_t to)
 {
     struct netport *np = c->np;
@@ -304,9 +339,24 @@ static void send_hello(struct conn *c, enum wire_type t, uint32_t to)
                            .to = to,
                            .max_version = WIRE_VERSION,
                            .incarnation = np->ops.incarnation,
-                           .known = np->ops.known ? np->ops.known(np->ops.ctx, to) : 0};
-    if (wire_hello_encode(&np->wb, t, &h) == 0)
-        send_frame(c);
+                           .known = np->ops.known ? np->ops.known(np->ops.ctx, to) : 0,
+                           .auth = np->has_key};
+    auth_nonce(h.nonce, sizeof(h.nonce));
+    if (wire_hello_encode(&np->wb, t, &h) < 0)
+        return;
+    size_t body = np->wb.len - WIRE_HDR;
+    if (t == WIRE_HELLO) {
+        memcpy(c->hs_d, np->wb.p + WIRE_HDR, body);
+        c->hs_dlen = body;
+    } else {
+        /* The proof covers the body up to the mac itself. */
+        c->hs_alen = body - WIRE_MAC_BYTES;
+        memcpy(c->hs_a, np->wb.p + WIRE_HDR, c->hs_alen);
+        auth_mac(np->key, AUTH_ACCEPTOR, c->hs_d, c->hs_dlen, c->hs_a, c->hs_alen, h.mac);
+        if (wire_hello_encode(&np->wb, t, &h) < 0)
+            return;
+    }
+    send_frame(c);
 }
 
 static void refuse(struct conn *c, uint8_t reason, const char *text)
@@ -351,8 +401,9 @@ static bool from_its_address(struct conn *c, const struct peer *p)
     return strcmp(host, p->cfg.host) == 0;
 }
 
-/* An inbound HELLO: who is it, and is it one of ours? */
-static void on_hello(struct conn *c, const struct wire_hello *h)
+/* An inbound HELLO (body: its raw bytes): who is it, and is it one of ours?
+ * Only checked here; the connection becomes the peer's once its AUTH is. */
+static void on_hello(struct conn *c, const struct wire_hello *h, const uint8_t *body, size_t len)
 {
     struct netport *np = c->np;
     char why[160];
@@ -379,14 +430,44 @@ static void on_hello(struct conn *c, const struct wire_hello *h)
         refuse(c, WIRE_REFUSE_NODE, why);
         return;
     }
+    if (h->auth != np->has_key) {
+        snprintf(why, sizeof(why), "refused node %" PRIu32 ": %s", h->from,
+                 np->has_key ? "it has no cluster.secret, we have one"
+                             : "it has a cluster.secret, we have none");
+        refuse(c, WIRE_REFUSE_AUTH, why);
+        return;
+    }
+    if (len > HS_MAX) {
+        refuse(c, WIRE_REFUSE_VERSION, "refused: a HELLO longer than this version's");
+        return;
+    }
+    memcpy(c->hs_d, body, len);
+    c->hs_dlen = len;
+    c->claimed = p;
+    c->hello = *h;
+    conn_set(c, C_AUTH);
+    send_hello(c, WIRE_HELLO_OK, h->from);
+}
+
+/* The dialer's AUTH: with a valid proof the connection becomes p's. */
+static void on_auth(struct conn *c, const uint8_t mac[WIRE_MAC_BYTES])
+{
+    struct netport *np = c->np;
+    struct peer *p = c->claimed;
+    if (!auth_check(np->key, AUTH_DIALER, c->hs_d, c->hs_dlen, c->hs_a, c->hs_alen, mac)) {
+        char why[120];
+        snprintf(why, sizeof(why), "refused node %" PRIu32 ": %s", p->cfg.id,
+                 np->has_key ? "its proof does not match our cluster.secret"
+                             : "its proof does not match the handshake");
+        refuse(c, WIRE_REFUSE_AUTH, why);
+        return;
+    }
     np->strangers--;
     c->peer = p;
     if (p->conn && p->conn != c) /* it restarted, or the old one died unseen */
         conn_close(p->conn, "replaced by a new connection from it");
     p->conn = c;
-    send_hello(c, WIRE_HELLO_OK, h->from);
-    if (c->state == C_HELLO) /* not closed by a failed write */
-        up(c, h);
+    up(c, &c->hello);
 }
 
 static void dispatch(struct conn *c)
@@ -403,9 +484,31 @@ static void dispatch(struct conn *c)
     switch (c->state == C_UP ? 0 : c->outbound ? 1 : 2) {
     case 2: { /* inbound handshake */
         struct wire_hello h;
-        if (c->h.type != WIRE_HELLO || wire_hello_decode(body, len, &h) < 0)
+        uint8_t mac[WIRE_MAC_BYTES];
+        if (c->state == C_AUTH) {
+            struct wire_refuse r;
+            if (c->h.type == WIRE_REFUSE && wire_refuse_decode(body, len, &r) == 0) {
+                /* The dialer found our proof wrong: our secret differs. */
+                struct peer *cp = c->claimed;
+                char why[300];
+                snprintf(why, sizeof(why), "it refused us: %s", r.text);
+                cp->refusals++;
+                if (strncmp(why, cp->last_error, sizeof(cp->last_error) - 1) != 0) {
+                    mk_log(MK_WARN, "peer %" PRIu32 " (%s:%u): %s", cp->cfg.id, cp->cfg.host,
+                           cp->cfg.port, why);
+                    peer_error(cp, "%.95s", why);
+                }
+                conn_close(c, NULL);
+                return;
+            }
+            if (c->h.type != WIRE_AUTH || wire_auth_decode(body, len, mac) < 0)
+                goto bad;
+            on_auth(c, mac);
+            return;
+        }
+        if (c->h.type != WIRE_HELLO || wire_hello_decode(body, len, WIRE_HELLO, &h) < 0)
             goto bad;
-        on_hello(c, &h);
+        on_hello(c, &h, body, len);
         return;
     }
     case 1: { /* outbound handshake */
@@ -419,13 +522,31 @@ static void dispatch(struct conn *c)
             conn_close(c, why);
             return;
         }
-        if (c->h.type != WIRE_HELLO_OK || wire_hello_decode(body, len, &h) < 0)
+        if (c->h.type != WIRE_HELLO_OK || wire_hello_decode(body, len, WIRE_HELLO_OK, &h) < 0)
             goto bad;
         if (h.cluster_id != np->cluster || h.from != p->cfg.id || h.to != np->cfg.node_id) {
             p->refusals++;
             conn_close(c, "its HELLO_OK names another cluster or node");
             return;
         }
+        c->hs_alen = len - WIRE_MAC_BYTES;
+        if (h.auth != np->has_key ||
+            !auth_check(np->key, AUTH_ACCEPTOR, c->hs_d, c->hs_dlen, body, c->hs_alen, h.mac)) {
+            /* Said to it too, so that its log tells why (it may be ours
+             * with a wrong secret file). */
+            char why[120];
+            snprintf(why, sizeof(why), "refused node %" PRIu32 ": %s", p->cfg.id,
+                     np->has_key ? "its proof does not match our cluster.secret"
+                                 : "its proof does not match the handshake");
+            p->backoff_ms = BACKOFF_MAX_MS;
+            refuse(c, WIRE_REFUSE_AUTH, why);
+            return;
+        }
+        memcpy(c->hs_a, body, c->hs_alen);
+        uint8_t mac[WIRE_MAC_BYTES];
+        auth_mac(np->key, AUTH_DIALER, c->hs_d, c->hs_dlen, c->hs_a, c->hs_alen, mac);
+        if (wire_auth_encode(&np->wb, mac) < 0 || send_frame(c) < 0)
+            return;
         up(c, &h);
         return;
     }
@@ -625,7 +746,7 @@ static void on_tick(uv_timer_t *t)
     uint64_t now = now_ms(np);
     for (struct conn *c = np->conns, *next; c; c = next) {
         next = c->next;
-        if (c->state == C_HELLO && now - c->since_ms > HANDSHAKE_MS) {
+        if ((c->state == C_HELLO || c->state == C_AUTH) && now - c->since_ms > HANDSHAKE_MS) {
             conn_close(c, "no handshake within 5 s");
         } else if (c->state == C_UP && now - c->last_rx_ms > SILENCE_MS) {
             conn_close(c, "silent for 5 s: connection closed");
@@ -667,6 +788,7 @@ static void np_handle_closed(struct netport *np)
 {
     if (--np->open_handles == 0 && np->closing) {
         wire_buf_free(&np->wb);
+        sodium_memzero(np->key, sizeof(np->key));
         free(np);
     }
 }
@@ -697,8 +819,13 @@ int netport_open(struct netport **out, uv_loop_t *loop, const struct mk_config *
         free(np);
         return -EINVAL;
     }
+    np->has_key = cfg->has_key;
+    if (cfg->has_key)
+        memcpy(np->key, cfg->key, AUTH_KEY_BYTES);
+    memset(np->cfg.key, 0, sizeof(np->cfg.key)); /* one copy of the key is enough */
+    const struct mk_peer *at = cfg->listen.port ? &cfg->listen : np->self;
     struct sockaddr_in addr;
-    uv_ip4_addr(np->self->host, np->self->port, &addr);
+    uv_ip4_addr(at->host, at->port, &addr);
     uv_tcp_init(loop, &np->listener);
     np->listener.data = np;
     np->open_handles++;
@@ -753,10 +880,12 @@ void netport_close(struct netport *np)
 void netport_status(const struct netport *np, FILE *f)
 {
     fprintf(f,
-            "port=%s:%u cluster.id=%016" PRIx64 " refused=%" PRIu64 " bad.frames=%" PRIu64
-            " unroutable=%" PRIu64 "\n",
-            np->self->host, np->self->port, np->cluster, np->refused, np->bad_frames,
-            np->unroutable);
+            "port=%s:%u listen=%s:%u secret=%s cluster.id=%016" PRIx64 " refused=%" PRIu64
+            " bad.frames=%" PRIu64 " unroutable=%" PRIu64 "\n",
+            np->self->host, np->self->port,
+            np->cfg.listen.port ? np->cfg.listen.host : np->self->host,
+            np->cfg.listen.port ? np->cfg.listen.port : np->self->port,
+            np->has_key ? "yes" : "no", np->cluster, np->refused, np->bad_frames, np->unroutable);
     for (size_t i = 0; i < np->npeers; i++) {
         const struct peer *p = &np->peers[i];
         const char *state = !p->conn ? "down" : p->conn->state == C_UP ? "connected" : "connecting";

@@ -197,10 +197,14 @@ int wire_hello_encode(struct wire_buf *b, enum wire_type t, const struct wire_he
     wire_put_u8(b, h->max_version);
     wire_put_u64(b, h->incarnation);
     wire_put_u64(b, h->known);
+    wire_put_u8(b, h->auth);
+    wire_put_bytes(b, h->nonce, WIRE_NONCE_BYTES);
+    if (t == WIRE_HELLO_OK)
+        wire_put_bytes(b, h->mac, WIRE_MAC_BYTES);
     return wire_end(b);
 }
 
-int wire_hello_decode(const uint8_t *body, size_t len, struct wire_hello *h)
+int wire_hello_decode(const uint8_t *body, size_t len, enum wire_type t, struct wire_hello *h)
 {
     struct wire_rd r;
     wire_rd_init(&r, body, len);
@@ -210,7 +214,34 @@ int wire_hello_decode(const uint8_t *body, size_t len, struct wire_hello *h)
     h->max_version = wire_get_u8(&r);
     h->incarnation = wire_get_u64(&r);
     h->known = wire_get_u64(&r);
+    h->auth = wire_get_u8(&r);
+    const uint8_t *n = wire_get_bytes(&r, WIRE_NONCE_BYTES);
+    if (n)
+        memcpy(h->nonce, n, WIRE_NONCE_BYTES);
+    memset(h->mac, 0, WIRE_MAC_BYTES);
+    if (t == WIRE_HELLO_OK) {
+        const uint8_t *m = wire_get_bytes(&r, WIRE_MAC_BYTES);
+        if (m)
+            memcpy(h->mac, m, WIRE_MAC_BYTES);
+    }
+    if (h->auth > 1)
+        return -EBADMSG;
     return wire_rd_done(&r) ? 0 : -EBADMSG;
+}
+
+int wire_auth_encode(struct wire_buf *b, const uint8_t mac[WIRE_MAC_BYTES])
+{
+    wire_begin(b, WIRE_AUTH);
+    wire_put_bytes(b, mac, WIRE_MAC_BYTES);
+    return wire_end(b);
+}
+
+int wire_auth_decode(const uint8_t *body, size_t len, uint8_t mac[WIRE_MAC_BYTES])
+{
+    if (len != WIRE_MAC_BYTES)
+        return -EBADMSG;
+    memcpy(mac, body, WIRE_MAC_BYTES);
+    return 0;
 }
 
 int wire_refuse_encode(struct wire_buf *b, uint8_t reason, const char *text)

@@ -23,9 +23,15 @@
  *   HELLO / HELLO_OK   cluster_id u64, from u32, to u32, max_version u8,
  *                      incarnation u64 (the sender's data dir's, random at
  *                      its creation), known u64 (the incarnation the sender
- *                      last saw of the receiver, 0: none)
+ *                      last saw of the receiver, 0: none), auth u8 (1: the
+ *                      sender has a cluster.secret, else 0), nonce (32
+ *                      random bytes); HELLO_OK only: mac (32 bytes, the
+ *                      acceptor's proof, see netport.c)
  *                      (the dialer sends HELLO, the acceptor answers
  *                      HELLO_OK or WIRE_REFUSE and closes)
+ *   AUTH               mac (32 bytes): the dialer's proof; the acceptor
+ *                      treats the connection as its peer's only after it
+ *                      verified it (or refuses and closes)
  *   REFUSE             reason u8 (enum wire_refusal), text (u16 len, bytes)
  *   PING / PONG        nonce u64, sent_ns u64 (PONG echoes both)
  *   RAFT               group u64, then one raft message:
@@ -66,7 +72,7 @@
 #include <stdint.h>
 
 #define WIRE_MAGIC    0x31504b4du /* "MKP1" */
-#define WIRE_VERSION  1
+#define WIRE_VERSION  2 /* 2: HELLO with auth and nonce, AUTH */
 #define WIRE_HDR      20
 #define WIRE_MAX_BODY ((64u << 20) + (1u << 20)) /* a 64 MiB record and its framing */
 #define WIRE_SEED     0x6d696e696b61666bull      /* "minikafk" */
@@ -79,6 +85,7 @@ enum wire_type {
     WIRE_PONG = 5,
     WIRE_RAFT = 6,
     WIRE_CALL = 7,
+    WIRE_AUTH = 8,
     WIRE_NTYPES
 };
 
@@ -87,6 +94,7 @@ enum wire_refusal {
     WIRE_REFUSE_NODE = 2,    /* unknown node id, or not addressed to us */
     WIRE_REFUSE_VERSION = 3,
     WIRE_REFUSE_DUPLICATE = 4, /* that peer is already connected */
+    WIRE_REFUSE_AUTH = 5,      /* no, another or a wrong cluster.secret */
 };
 
 struct wire_hdr {
@@ -149,14 +157,24 @@ bool wire_rd_done(const struct wire_rd *r);
 
 /* ---- the messages -------------------------------------------------------- */
 
+#define WIRE_NONCE_BYTES 32
+#define WIRE_MAC_BYTES   32
+
 struct wire_hello {
     uint64_t cluster_id;
     uint32_t from, to;
     uint8_t max_version;
     uint64_t incarnation, known;
+    uint8_t auth; /* 0 or 1 */
+    uint8_t nonce[WIRE_NONCE_BYTES];
+    uint8_t mac[WIRE_MAC_BYTES]; /* HELLO_OK only (zero in a decoded HELLO) */
 };
+/* t is WIRE_HELLO or WIRE_HELLO_OK (only the latter carries mac). */
 int wire_hello_encode(struct wire_buf *b, enum wire_type t, const struct wire_hello *h);
-int wire_hello_decode(const uint8_t *body, size_t len, struct wire_hello *h);
+int wire_hello_decode(const uint8_t *body, size_t len, enum wire_type t, struct wire_hello *h);
+
+int wire_auth_encode(struct wire_buf *b, const uint8_t mac[WIRE_MAC_BYTES]);
+int wire_auth_decode(const uint8_t *body, size_t len, uint8_t mac[WIRE_MAC_BYTES]);
 
 struct wire_refuse {
     uint8_t reason;

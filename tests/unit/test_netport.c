@@ -5,6 +5,7 @@
  * (closing only the connection it came on, counted), reconnect after a
  * restart, and bound what waits for a peer that stops reading.
  */
+#include "broker/net/auth.h"
 #include "broker/net/netport.h"
 #include "broker/net/wire.h"
 
@@ -13,6 +14,8 @@
 
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -27,7 +30,7 @@ static uint16_t base_port;
 struct node {
     struct netport *np;
     struct mk_config cfg;
-    int ups, downs;
+    int ups, downs, hellos;
     int msgs;
     uint64_t last_group, last_term;
     uint32_t last_from;
@@ -48,6 +51,15 @@ static void on_raft(void *ctx, uint32_t from, uint64_t group, const struct raft_
         memcpy(n->last_payload, m->entries[0].buf, m->entries[0].len);
         n->last_payload[m->entries[0].len] = '\0';
     }
+}
+
+static void on_hello(void *ctx, uint32_t id, uint64_t incarnation, uint64_t knew_us)
+{
+    (void)id;
+    (void)incarnation;
+    (void)knew_us;
+    struct node *n = ctx;
+    n->hellos++;
 }
 
 static void on_peer(void *ctx, uint32_t id, bool up)
@@ -75,7 +87,8 @@ static void config(int i, int count)
 
 static void start(int i, uint64_t cluster)
 {
-    struct netport_ops ops = {.ctx = &nodes[i], .raft = on_raft, .peer = on_peer};
+    struct netport_ops ops = {
+        .ctx = &nodes[i], .raft = on_raft, .peer = on_peer, .hello = on_hello};
     cr_assert_eq(netport_open(&nodes[i].np, &loop, &nodes[i].cfg, cluster, &ops), 0);
 }
 
@@ -158,16 +171,72 @@ static int raw_connect(int i)
     return fd;
 }
 
-/* Connects to node `to` and sends a HELLO from node `from` of cluster `id`
- * (b is the caller's frame buffer, reused afterwards). */
-static int raw_hello(struct wire_buf *b, int to, uint64_t id, uint32_t from)
+/* Reads one whole frame from fd into buf (running the loop meanwhile, so
+ * that the node under test answers); its type, or -1 if fd closed or 5 s
+ * passed. */
+static int raw_read_frame(int fd, uint8_t *buf, size_t cap, size_t *len)
+{
+    size_t got = 0, want = WIRE_HDR;
+    uint64_t end = uv_hrtime() + 5000000000ull;
+    struct wire_hdr h = {0};
+    while (got < want && uv_hrtime() < end) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 1) <= 0)
+            continue;
+        ssize_t r = recv(fd, buf + got, want - got, MSG_DONTWAIT);
+        if (r == 0 || (r < 0 && errno != EAGAIN))
+            return -1;
+        if (r > 0)
+            got += (size_t)r;
+        if (got == WIRE_HDR && want == WIRE_HDR) {
+            cr_assert_eq(wire_hdr_decode(buf, &h), 0);
+            cr_assert_leq(WIRE_HDR + h.length, cap);
+            want = WIRE_HDR + h.length;
+        }
+    }
+    if (got < want)
+        return -1;
+    *len = got;
+    return h.type;
+}
+
+/* Connects to node `to` and plays node `from` of cluster `id` through the
+ * handshake with `key` (NULL: no secret): HELLO, then, if the node answers
+ * HELLO_OK, the AUTH it asks for (with a wrong proof if `bad_proof`).  b is
+ * the caller's frame buffer, reused afterwards.  Returns the socket. */
+static int raw_handshake(struct wire_buf *b, int to, uint64_t id, uint32_t from,
+                         const uint8_t *key, bool bad_proof)
 {
     int fd = raw_connect(to);
-    struct wire_hello h = {
-        .cluster_id = id, .from = from, .to = (uint32_t)to, .max_version = 1, .incarnation = 7};
+    struct wire_hello h = {.cluster_id = id,
+                           .from = from,
+                           .to = (uint32_t)to,
+                           .max_version = WIRE_VERSION,
+                           .incarnation = 7,
+                           .auth = key != NULL};
     cr_assert_eq(wire_hello_encode(b, WIRE_HELLO, &h), 0);
+    uint8_t hs_d[128];
+    size_t dlen = b->len - WIRE_HDR;
+    memcpy(hs_d, b->p + WIRE_HDR, dlen);
+    cr_assert_eq(write(fd, b->p, b->len), (ssize_t)b->len);
+    uint8_t f[512];
+    size_t n;
+    if (raw_read_frame(fd, f, sizeof(f), &n) != WIRE_HELLO_OK)
+        return fd; /* refused: the caller checks how */
+    uint8_t zero[AUTH_KEY_BYTES] = {0}, mac[AUTH_MAC_BYTES];
+    auth_mac(key ? key : zero, AUTH_DIALER, hs_d, dlen, f + WIRE_HDR, n - WIRE_HDR - AUTH_MAC_BYTES,
+             mac);
+    if (bad_proof)
+        mac[0] ^= 1;
+    cr_assert_eq(wire_auth_encode(b, mac), 0);
     cr_assert_eq(write(fd, b->p, b->len), (ssize_t)b->len);
     return fd;
+}
+
+static int raw_hello(struct wire_buf *b, int to, uint64_t id, uint32_t from)
+{
+    return raw_handshake(b, to, id, from, NULL, false);
 }
 
 /* Whether the other side closed fd (runs the loop meanwhile). */
@@ -238,7 +307,7 @@ Test(netport, a_node_that_is_not_configured_is_refused)
     int fd = raw_connect(2);
     struct wire_buf b = {0};
     struct wire_hello h = {
-        .cluster_id = id, .from = 9, .to = 2, .max_version = 1, .incarnation = 7};
+        .cluster_id = id, .from = 9, .to = 2, .max_version = WIRE_VERSION, .incarnation = 7};
     cr_assert_eq(wire_hello_encode(&b, WIRE_HELLO, &h), 0);
     cr_assert_eq(write(fd, b.p, b.len), (ssize_t)b.len);
     RUN_UNTIL(5, closed_by_peer(fd));
@@ -397,4 +466,203 @@ Test(netport, a_raft_message_for_another_node_closes_the_connection)
     cr_assert_eq(nodes[2].msgs, 0);
     close(fd);
     wire_buf_free(&b);
+}
+
+/* ------------------------------------------------------------ cluster.secret */
+
+static void set_key(int i, uint8_t fill)
+{
+    nodes[i].cfg.has_key = true;
+    memset(nodes[i].cfg.key, fill, sizeof(nodes[i].cfg.key));
+}
+
+Test(netport, nodes_with_the_same_secret_connect)
+{
+    config(1, 2);
+    config(2, 2);
+    set_key(1, 0x5a);
+    set_key(2, 0x5a);
+    start(1, 77);
+    start(2, 77);
+    RUN_UNTIL(5, netport_connected(nodes[1].np, 2) && netport_connected(nodes[2].np, 1));
+    cr_assert_eq(nodes[1].hellos + nodes[2].hellos, 2);
+    cr_assert(status_has(1, "secret=yes"), "%s", status(1));
+    cr_assert_eq(send_append(1, 2, 5, "authenticated"), 0);
+    RUN_UNTIL(5, nodes[2].msgs == 1);
+}
+
+Test(netport, a_node_with_another_secret_is_refused_and_touches_nothing)
+{
+    config(1, 2);
+    config(2, 2);
+    set_key(1, 0x5a);
+    set_key(2, 0x5b);
+    start(1, 77);
+    start(2, 77);
+    /* Node 1 (the dialer) finds node 2's proof wrong and hangs up before
+     * it proves anything itself. */
+    RUN_UNTIL(5, status_has(1, "refusals=1"));
+    run_for_ms(300);
+    cr_assert_eq(nodes[1].ups + nodes[2].ups, 0);
+    cr_assert_eq(nodes[1].hellos + nodes[2].hellos, 0, "an incarnation was taken from a stranger");
+    cr_assert(status_has(1, "its proof does not match our cluster.secret"), "%s", status(1));
+}
+
+Test(netport, a_secret_on_one_side_only_is_refused_with_a_clear_reason)
+{
+    config(1, 2);
+    config(2, 2);
+    set_key(2, 0x5a);
+    start(1, 77);
+    start(2, 77);
+    RUN_UNTIL(5, status_has(1, "refusals=1"));
+    run_for_ms(200);
+    cr_assert_eq(nodes[1].ups + nodes[2].ups, 0);
+    cr_assert(status_has(1, "it has no cluster.secret, we have one"), "%s", status(1));
+}
+
+/* An impostor that knows the ids, the cluster id and the address but not
+ * the secret: its wrong proof is refused, and the real peer's connection
+ * is not replaced. */
+Test(netport, a_wrong_proof_is_refused_and_the_real_peer_stays_connected)
+{
+    config(1, 2);
+    config(2, 2);
+    set_key(1, 0x11);
+    set_key(2, 0x11);
+    start(1, 77);
+    start(2, 77);
+    RUN_UNTIL(5, netport_connected(nodes[1].np, 2) && netport_connected(nodes[2].np, 1));
+    uint8_t wrong[AUTH_KEY_BYTES];
+    memset(wrong, 0x12, sizeof(wrong));
+    struct wire_buf b = {0};
+    for (int k = 0; k < 2; k++) {
+        /* k = 0: another key; k = 1: the right key's proof with a bit flipped. */
+        uint8_t right[AUTH_KEY_BYTES];
+        memset(right, 0x11, sizeof(right));
+        int fd = raw_handshake(&b, 2, 77, 1, k == 0 ? wrong : right, k == 1);
+        RUN_UNTIL(5, closed_by_peer(fd));
+        close(fd);
+    }
+    cr_assert(status_has(2, "refused=2"), "%s", status(2));
+    cr_assert_eq(nodes[2].ups, 1, "an impostor replaced the real peer");
+    cr_assert_eq(nodes[2].hellos, 1);
+    cr_assert_eq(nodes[2].downs, 0);
+    cr_assert_eq(send_append(1, 2, 5, "still the real one"), 0);
+    RUN_UNTIL(5, nodes[2].msgs == 1);
+    wire_buf_free(&b);
+}
+
+/* The dialer checks the acceptor too: a fake node 2 that cannot prove the
+ * secret never becomes node 1's peer. */
+Test(netport, a_dialer_refuses_an_acceptor_without_the_proof)
+{
+    config(1, 2);
+    set_key(1, 0x33);
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(base_port + 2)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    cr_assert_eq(bind(ls, (struct sockaddr *)&a, sizeof(a)), 0);
+    cr_assert_eq(listen(ls, 4), 0);
+    start(1, 77);
+    int fd = -1;
+    for (int k = 0; k < 5000 && fd < 0; k++) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        struct pollfd p = {.fd = ls, .events = POLLIN};
+        if (poll(&p, 1, 1) > 0)
+            fd = accept(ls, NULL, NULL);
+    }
+    cr_assert_geq(fd, 0, "node 1 never dialed");
+    uint8_t f[512];
+    size_t n;
+    cr_assert_eq(raw_read_frame(fd, f, sizeof(f), &n), WIRE_HELLO);
+    struct wire_hello h = {.cluster_id = 77, .from = 2, .to = 1, .max_version = WIRE_VERSION, .auth = 1};
+    memset(h.mac, 0x77, sizeof(h.mac)); /* a guess */
+    struct wire_buf b = {0};
+    cr_assert_eq(wire_hello_encode(&b, WIRE_HELLO_OK, &h), 0);
+    cr_assert_eq(write(fd, b.p, b.len), (ssize_t)b.len);
+    RUN_UNTIL(5, closed_by_peer(fd));
+    cr_assert_eq(nodes[1].ups + nodes[1].hellos, 0);
+    cr_assert(status_has(1, "its proof does not match our cluster.secret"), "%s", status(1));
+    close(fd);
+    close(ls);
+    wire_buf_free(&b);
+}
+
+/* A node listens where cluster.listen says, not on its peer address. */
+Test(netport, cluster_listen_moves_the_listener)
+{
+    config(1, 2);
+    config(2, 2);
+    char v[32];
+    snprintf(v, sizeof(v), "127.0.0.1:%u", (unsigned)(base_port + 9));
+    cr_assert_eq(cfg_set(&nodes[2].cfg, "cluster.listen", v, NULL), 0);
+    start(2, 77);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(base_port + 2)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    cr_assert_neq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0, "it still listens on its peer address");
+    close(fd);
+    fd = raw_connect(9);
+    close(fd);
+    cr_assert(status_has(2, v), "%s", status(2));
+}
+
+/* ------------------------------------------------------------ auth_load */
+
+static char *secret_file(const char *content, size_t len, mode_t mode)
+{
+    static char path[64];
+    snprintf(path, sizeof(path), "/tmp/mk-secret-%d", getpid());
+    unlink(path);
+    int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, content, len), (ssize_t)len);
+    close(fd);
+    chmod(path, mode);
+    return path;
+}
+
+Test(auth, a_secret_file_gives_a_key_and_bad_ones_are_refused_with_a_reason)
+{
+    cr_assert_eq(auth_init(), 0);
+    uint8_t k1[AUTH_KEY_BYTES], k2[AUTH_KEY_BYTES], k3[AUTH_KEY_BYTES];
+    const char *why = NULL;
+    const char *good = "0123456789abcdef0123456789abcdef";
+    cr_assert_eq(auth_load(secret_file(good, 32, 0600), k1, &why), 0);
+    cr_assert_eq(auth_load(secret_file(good, 32, 0400), k2, &why), 0);
+    cr_assert_arr_eq(k1, k2, AUTH_KEY_BYTES, "the same bytes give the same key");
+    cr_assert_eq(auth_load(secret_file("1123456789abcdef0123456789abcdef", 32, 0600), k3, &why), 0);
+    cr_assert_arr_neq(k1, k3, AUTH_KEY_BYTES);
+    cr_assert_eq(auth_load(secret_file(good, 32, 0640), k3, &why), -EPERM);
+    cr_assert(strstr(why, "chmod 600"), "%s", why);
+    cr_assert_eq(auth_load(secret_file(good, 32, 0604), k3, &why), -EPERM);
+    cr_assert_eq(auth_load(secret_file(good, 15, 0600), k3, &why), -EINVAL, "15 bytes are too few");
+    cr_assert(strstr(why, "16 to 65536"), "%s", why);
+    cr_assert_eq(auth_load(secret_file(good, 16, 0600), k3, &why), 0);
+    cr_assert_eq(auth_load("/nonexistent/secret", k3, &why), -ENOENT);
+    cr_assert_eq(auth_load("/tmp", k3, &why), -EINVAL);
+    unlink(secret_file(good, 1, 0600));
+}
+
+Test(auth, a_proof_binds_its_role_and_both_halves_of_the_transcript)
+{
+    cr_assert_eq(auth_init(), 0);
+    uint8_t key[AUTH_KEY_BYTES], mac[AUTH_MAC_BYTES];
+    memset(key, 9, sizeof(key));
+    const uint8_t a[] = "hello from the dialer", b[] = "hello_ok from the acceptor";
+    auth_mac(key, AUTH_DIALER, a, sizeof(a), b, sizeof(b), mac);
+    cr_assert(auth_check(key, AUTH_DIALER, a, sizeof(a), b, sizeof(b), mac));
+    cr_assert_not(auth_check(key, AUTH_ACCEPTOR, a, sizeof(a), b, sizeof(b), mac), "reflected");
+    cr_assert_not(auth_check(key, AUTH_DIALER, a, sizeof(a) - 1, b, sizeof(b), mac));
+    cr_assert_not(auth_check(key, AUTH_DIALER, b, sizeof(b), a, sizeof(a), mac));
+    /* The boundary between the halves counts: "ab"+"c" is not "a"+"bc". */
+    uint8_t m1[AUTH_MAC_BYTES], m2[AUTH_MAC_BYTES];
+    auth_mac(key, AUTH_DIALER, (const uint8_t *)"ab", 2, (const uint8_t *)"c", 1, m1);
+    auth_mac(key, AUTH_DIALER, (const uint8_t *)"a", 1, (const uint8_t *)"bc", 2, m2);
+    cr_assert_arr_neq(m1, m2, AUTH_MAC_BYTES);
+    key[0] ^= 1;
+    cr_assert_not(auth_check(key, AUTH_DIALER, a, sizeof(a), b, sizeof(b), mac));
 }

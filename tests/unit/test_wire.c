@@ -71,19 +71,57 @@ Test(wire, hello_round_trips)
                            .to = 3,
                            .max_version = 1,
                            .incarnation = 0x0102030405060708ull,
-                           .known = 0xf1f2f3f4f5f6f7f8ull},
+                           .known = 0xf1f2f3f4f5f6f7f8ull,
+                           .auth = 1},
                       out;
+    for (int i = 0; i < WIRE_NONCE_BYTES; i++)
+        h.nonce[i] = (uint8_t)(i + 1);
+    for (int i = 0; i < WIRE_MAC_BYTES; i++)
+        h.mac[i] = (uint8_t)(0xa0 + i);
     cr_assert_eq(wire_hello_encode(&b, WIRE_HELLO, &h), 0);
     struct wire_hdr hd = frame_ok();
     cr_assert_eq(hd.type, WIRE_HELLO);
-    cr_assert_eq(hd.length, 8 + 4 + 4 + 1 + 8 + 8, "the layout of wire.h");
-    cr_assert_eq(wire_hello_decode(b.p + WIRE_HDR, hd.length, &out), 0);
+    cr_assert_eq(hd.length, 8 + 4 + 4 + 1 + 8 + 8 + 1 + 32, "the layout of wire.h");
+    cr_assert_eq(wire_hello_decode(b.p + WIRE_HDR, hd.length, WIRE_HELLO, &out), 0);
     cr_assert_eq(out.cluster_id, h.cluster_id);
     cr_assert_eq(out.from, 2);
     cr_assert_eq(out.to, 3);
     cr_assert_eq(out.max_version, 1);
     cr_assert_eq(out.incarnation, h.incarnation);
     cr_assert_eq(out.known, h.known);
+    cr_assert_eq(out.auth, 1);
+    cr_assert_arr_eq(out.nonce, h.nonce, WIRE_NONCE_BYTES);
+    uint8_t zero[WIRE_MAC_BYTES] = {0};
+    cr_assert_arr_eq(out.mac, zero, WIRE_MAC_BYTES, "a HELLO carries no mac");
+    /* A HELLO is not a HELLO_OK: the mac is missing. */
+    cr_assert_eq(wire_hello_decode(b.p + WIRE_HDR, hd.length, WIRE_HELLO_OK, &out), -EBADMSG);
+
+    cr_assert_eq(wire_hello_encode(&b, WIRE_HELLO_OK, &h), 0);
+    hd = frame_ok();
+    cr_assert_eq(hd.length, 8 + 4 + 4 + 1 + 8 + 8 + 1 + 32 + 32);
+    cr_assert_eq(wire_hello_decode(b.p + WIRE_HDR, hd.length, WIRE_HELLO_OK, &out), 0);
+    cr_assert_arr_eq(out.mac, h.mac, WIRE_MAC_BYTES);
+    cr_assert_eq(wire_hello_decode(b.p + WIRE_HDR, hd.length, WIRE_HELLO, &out), -EBADMSG,
+                 "bytes left over");
+    /* auth is 0 or 1 */
+    b.p[WIRE_HDR + 33] = 2;
+    cr_assert_eq(wire_hello_decode(b.p + WIRE_HDR, hd.length, WIRE_HELLO_OK, &out), -EBADMSG);
+}
+
+Test(wire, auth_round_trips_and_only_32_bytes_are_a_proof)
+{
+    uint8_t mac[WIRE_MAC_BYTES], out[WIRE_MAC_BYTES];
+    for (int i = 0; i < WIRE_MAC_BYTES; i++)
+        mac[i] = (uint8_t)(3 * i);
+    cr_assert_eq(wire_auth_encode(&b, mac), 0);
+    struct wire_hdr hd = frame_ok();
+    cr_assert_eq(hd.type, WIRE_AUTH);
+    cr_assert_eq(hd.length, WIRE_MAC_BYTES);
+    cr_assert_eq(wire_auth_decode(b.p + WIRE_HDR, hd.length, out), 0);
+    cr_assert_arr_eq(out, mac, WIRE_MAC_BYTES);
+    for (size_t k = 0; k < WIRE_MAC_BYTES; k++)
+        cr_assert_eq(wire_auth_decode(b.p + WIRE_HDR, k, out), -EBADMSG);
+    cr_assert_eq(wire_auth_decode(b.p + WIRE_HDR, WIRE_MAC_BYTES + 1, out), -EBADMSG);
 }
 
 Test(wire, refuse_round_trips_and_text_is_made_printable)
@@ -177,8 +215,10 @@ Test(wire, header_fields_out_of_range_are_refused)
     hdr[0] ^= 1;
     cr_assert_eq(wire_hdr_decode(hdr, &h), -EBADMSG, "magic");
     memcpy(hdr, b.p, WIRE_HDR);
-    hdr[4] = 2;
+    hdr[4] = WIRE_VERSION + 1;
     cr_assert_eq(wire_hdr_decode(hdr, &h), -EPROTO, "version");
+    hdr[4] = WIRE_VERSION - 1;
+    cr_assert_eq(wire_hdr_decode(hdr, &h), -EPROTO, "an older version");
     memcpy(hdr, b.p, WIRE_HDR);
     hdr[5] = 0;
     cr_assert_eq(wire_hdr_decode(hdr, &h), -EBADMSG, "type 0");
@@ -231,10 +271,10 @@ Test(wire, truncated_or_overlong_bodies_are_refused)
     cr_assert_eq(wire_raft_decode(body, n + 1, 16, &group, &out, &got), -EBADMSG);
     free(body);
 
-    struct wire_hello hl = {1, 2, 3, 1, 4, 5}, ho;
-    cr_assert_eq(wire_hello_encode(&b, WIRE_HELLO, &hl), 0);
+    struct wire_hello hl = {1, 2, 3, 1, 4, 5, 0, {0}, {0}}, ho;
+    cr_assert_eq(wire_hello_encode(&b, WIRE_HELLO_OK, &hl), 0);
     for (size_t k = 0; k < b.len - WIRE_HDR; k++)
-        cr_assert_eq(wire_hello_decode(b.p + WIRE_HDR, k, &ho), -EBADMSG);
+        cr_assert_eq(wire_hello_decode(b.p + WIRE_HDR, k, WIRE_HELLO_OK, &ho), -EBADMSG);
 }
 
 /* Offsets into an encoded APPEND body (see wire.h). */
