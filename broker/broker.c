@@ -381,6 +381,53 @@ void broker_note_pid(struct broker *b)
 
 /* ------------------------------------------------------------------- open */
 
+/* THE SCRUB.  Once a second, up to scrub.bytes.per.sec of records not
+ * checked since the files were opened are read and checked against their
+ * checksums (part_scrub), partition after partition: damage in data nobody
+ * reads is found (and, in a cluster, repaired) too.  After a pass over
+ * every partition it rests scrub.interval.ms, then forgets what it checked
+ * and starts again.  On the loop, so a second's budget is kept small. */
+static void scrub(struct broker *b, int64_t now)
+{
+    int64_t budget = b->cfg.scrub_bytes_per_sec;
+    size_t total = 0;
+    for (size_t i = 0; i < b->ntopics; i++)
+        total += b->topics[i]->nparts;
+    if (budget <= 0 || total == 0 || now < b->scrub_rest_ms)
+        return;
+    if (b->scrub_rest_ms) {
+        /* A new pass: everything is checked again. */
+        b->scrub_rest_ms = 0;
+        for (size_t i = 0; i < b->ntopics; i++)
+            for (uint32_t k = 0; k < b->topics[i]->nparts; k++)
+                part_scrub_reset(b->topics[i]->parts[k]);
+    }
+    for (size_t steps = 0; budget > 0 && steps < total; steps++) {
+        if (b->scrub_topic >= b->ntopics) {
+            b->scrub_topic = 0;
+            b->scrub_part = 0;
+        }
+        struct topic *t = b->topics[b->scrub_topic];
+        if (b->scrub_part >= t->nparts) {
+            b->scrub_topic++;
+            b->scrub_part = 0;
+            steps--;
+            continue;
+        }
+        if (part_scrub(t->parts[b->scrub_part], &budget, &b->scrub_bytes) == 0) {
+            b->scrub_clean = 0;
+            break; /* this partition again next second */
+        }
+        b->scrub_part++;
+        if (++b->scrub_clean >= total) {
+            b->scrub_clean = 0;
+            b->scrub_passes++;
+            b->scrub_rest_ms = now + (b->cfg.scrub_interval_ms > 0 ? b->cfg.scrub_interval_ms : 1);
+            break;
+        }
+    }
+}
+
 static void housekeep(uv_timer_t *t)
 {
     struct broker *b = t->data;
@@ -390,6 +437,7 @@ static void housekeep(uv_timer_t *t)
         for (uint32_t k = 0; k < tp->nparts; k++)
             part_housekeep(tp->parts[k], now);
     }
+    scrub(b, now);
 }
 
 static int load_topics(struct broker *b)
@@ -592,6 +640,17 @@ int broker_status(const struct broker *b, char **text, size_t *len)
             b->cfg.node_id, MK_VERSION, b->cfg.npeers ? "cluster-node" : "single-node",
             b->cfg.fsync == MK_FSYNC_ALWAYS ? "always" : "never", now - b->started_ms, b->ntopics,
             parts, b->data_dir);
+    uint64_t damaged = 0, repaired = 0;
+    for (size_t i = 0; i < b->ntopics; i++)
+        for (uint32_t k = 0; k < b->topics[i]->nparts; k++) {
+            const struct part *p = b->topics[i]->parts[k];
+            damaged += p->damaged;
+            repaired += p->g ? pgroup_repaired(p->g) : 0;
+        }
+    fprintf(f,
+            "scrub.bytes.per.sec=%" PRId64 " scrub.passes=%" PRIu64 " scrub.checked.bytes=%" PRIu64
+            " damaged=%" PRIu64 " repaired=%" PRIu64 "\n",
+            b->cfg.scrub_bytes_per_sec, b->scrub_passes, b->scrub_bytes, damaged, repaired);
     if (b->cluster)
         cluster_status(b->cluster, f);
     for (size_t i = 0; i < b->ntopics; i++) {

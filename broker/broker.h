@@ -208,7 +208,16 @@ int part_sync(struct part *p, part_done_cb cb, void *arg);
 /* Where the committed bytes at position pos are: a descriptor, the offset in
  * it and how many bytes (<= size, 0 at the end).  The descriptor stays valid
  * until the loop next runs.  -ENODATA below the first retained position. */
-int part_read(const struct part *p, uint64_t pos, size_t size, int *fd, uint64_t *fdoff, size_t *n);
+int part_read(struct part *p, uint64_t pos, size_t size, int *fd, uint64_t *fdoff, size_t *n);
+
+/* The entry at offset `off` of p's log failed its checks (plog_verify): it
+ * is logged once, counted, and, in a cluster, repaired from another replica
+ * (pgroup_repair).  Callers refuse what they were asked for with EIO. */
+void part_damaged(struct part *p, uint64_t off);
+
+/* Whether a read this node's replica refused as damaged (-EIO) may be
+ * served by the leader instead (part_read_remote) while it is repaired. */
+bool part_read_elsewhere(const struct part *p);
 
 /* A node that holds no replica of p (part_read answers -EREMOTE) reads
  * from the partition's leader: cb gets the committed bytes at pos (n <=

@@ -29,6 +29,8 @@ void cfg_defaults(struct mk_config *c)
     c->node_id = 1;
     c->npeers = 0;
     c->request_timeout_ms = 30000;
+    c->scrub_bytes_per_sec = 4 << 20;
+    c->scrub_interval_ms = 86400000;
 }
 
 /* ID@A.B.C.D:PORT */
@@ -170,6 +172,16 @@ int cfg_set(struct mk_config *c, const char *key, const char *value, const char 
             if (!strcmp(c->peers[i].host, p.host) && c->peers[i].port == p.port)
                 return -EINVAL;
         c->peers[c->npeers++] = p;
+    } else if (!strcmp(key, "scrub.bytes.per.sec")) {
+        *why = "0 (no background scrub) or a positive integer (bytes per second)";
+        if (cfg_parse_i64(value, 0, 1LL << 40, &v) < 0)
+            return -EINVAL;
+        c->scrub_bytes_per_sec = v;
+    } else if (!strcmp(key, "scrub.interval.ms")) {
+        *why = "a non-negative integer (milliseconds between two scrub passes)";
+        if (cfg_parse_i64(value, 0, INT64_MAX / 2, &v) < 0)
+            return -EINVAL;
+        c->scrub_interval_ms = v;
     } else if (!strcmp(key, "cluster.secret")) {
         *why = "the path of a file (at most 255 bytes)";
         if (!*value || strlen(value) >= sizeof(c->cluster_secret))

@@ -33,6 +33,8 @@ struct mk_config {
     size_t npeers;                      /* 0: a single node */
     int64_t request_timeout_ms;         /* request.timeout.ms */
     uint32_t replication_factor;        /* default.replication.factor (0: min(3, nodes)) */
+    int64_t scrub_bytes_per_sec;        /* scrub.bytes.per.sec: 0 = no background scrub */
+    int64_t scrub_interval_ms;          /* scrub.interval.ms: rest between two passes */
     char cluster_secret[256];           /* cluster.secret: a file's path, "" for none */
     struct mk_peer listen;              /* cluster.listen: port 0 = this node's peer address */
     /* Not options: filled by the caller from cluster_secret (auth_load). */

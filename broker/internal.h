@@ -44,6 +44,8 @@ struct part {
     struct part_job flush; /* index checkpoint, when flush_busy */
     bool flush_busy;
     int refs;
+    uint64_t damaged;     /* entries found failing their checks (part_damaged) */
+    uint64_t damage_last; /* offset + 1 of the last one logged */
 };
 
 struct topic {
@@ -80,12 +82,25 @@ struct broker {
     int jobs; /* background jobs in flight */
     int64_t started_ms;
     struct broker_recovery rec;
+    /* the background scrub (broker.c) */
+    size_t scrub_topic;
+    uint32_t scrub_part;
+    size_t scrub_clean;     /* partitions found wholly checked in a row */
+    int64_t scrub_rest_ms;  /* resting until then after a pass */
+    uint64_t scrub_passes, scrub_bytes;
 };
 
 /* partition.c */
 int part_open(struct broker *b, struct topic *t, uint32_t id, bool create, struct part **out);
 void part_detach(struct part *p); /* topic deleted: fail waiters, drop topic's ref */
 void part_housekeep(struct part *p, int64_t now_ms);
+/* Checks up to *budget more bytes of p's log that were not checked since
+ * open (or since part_scrub_reset), counting them off *budget and into
+ * *checked.  1 once everything is checked (or the rest is damaged: logged,
+ * and in a cluster repaired), else 0. */
+int part_scrub(struct part *p, int64_t *budget, uint64_t *checked);
+/* Forgets what was checked: the next pass checks everything again. */
+void part_scrub_reset(struct part *p);
 void part_final_flush(struct part *p);
 
 /* topic.c */

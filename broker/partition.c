@@ -373,7 +373,7 @@ int part_sync(struct part *p, part_done_cb cb, void *arg)
     return add_waiter(p, cb, arg);
 }
 
-int part_read(const struct part *p, uint64_t pos, size_t size, int *fd, uint64_t *fdoff, size_t *n)
+int part_read(struct part *p, uint64_t pos, size_t size, int *fd, uint64_t *fdoff, size_t *n)
 {
     if (!p->t)
         return -ESTALE;
@@ -387,7 +387,90 @@ int part_read(const struct part *p, uint64_t pos, size_t size, int *fd, uint64_t
     }
     if (size > p->commit_pos - pos)
         size = (size_t)(p->commit_pos - pos);
+    /* Never served unchecked: records not checked since the files were
+     * opened are checked first (once: plog_verify remembers). */
+    uint64_t bad;
+    int rc = plog_verify(&p->log, pos, size, &bad);
+    if (rc == -EBADMSG) {
+        part_damaged(p, bad);
+        return -EIO;
+    }
+    if (rc < 0)
+        return rc;
     return plog_locate(&p->log, pos, size, fd, fdoff, n);
+}
+
+int part_scrub(struct part *p, int64_t *budget, uint64_t *checked)
+{
+    if (!p->local || !p->t)
+        return 1;
+    struct plog *l = &p->log;
+    for (size_t i = 0; i < l->nsegs && *budget > 0; i++) {
+        struct segment *s = &l->segs[i];
+        if (s->vcount >= s->count || s->vbad)
+            continue;
+        uint64_t left = s->base_pos + s->bytes > s->vend ? s->base_pos + s->bytes - s->vend : 0;
+        uint64_t want = left < (uint64_t)*budget ? left : (uint64_t)*budget;
+        uint64_t before = s->vend, bad, b;
+        int rc = want ? plog_verify(l, s->vend, (size_t)want, &bad)
+                      : seg_verify(s, s->vcount, s->count, &b); /* entries without bytes */
+        if (!want && rc == -EBADMSG)
+            bad = s->base_off + b;
+        uint64_t done = s->vend - before;
+        *checked += done;
+        *budget -= (int64_t)(done > 4096 ? done : 4096);
+        if (rc == -EBADMSG) {
+            /* This segment's rest waits for the repair or the next pass;
+             * the other segments are checked on. */
+            s->vbad = true;
+            part_damaged(p, bad);
+            continue;
+        }
+        if (rc < 0)
+            return 1;
+        if (s->vcount < s->count)
+            return 0;
+    }
+    for (size_t i = 0; i < l->nsegs; i++)
+        if (l->segs[i].vcount < l->segs[i].count && !l->segs[i].vbad)
+            return 0;
+    return 1;
+}
+
+void part_scrub_reset(struct part *p)
+{
+    if (!p->local)
+        return;
+    for (size_t i = 0; i < p->log.nsegs; i++) {
+        struct segment *s = &p->log.segs[i];
+        s->vcount = 0;
+        s->vend = s->base_pos;
+        s->vaux = 0;
+        s->vbad = false;
+    }
+}
+
+bool part_read_elsewhere(const struct part *p)
+{
+    return p->g && pgroup_leader_elsewhere(p->g);
+}
+
+void part_damaged(struct part *p, uint64_t off)
+{
+    p->damaged++;
+    if (p->damage_last != off + 1) {
+        p->damage_last = off + 1;
+        const struct segment *s = plog_segment_of(&p->log, off);
+        struct seg_entry e = {0};
+        plog_entry(&p->log, off, &e); /* its position, as far as the index says */
+        mk_log(MK_ERROR,
+               "%s/%" PRIu32 ": the entry at offset %" PRIu64 " (position %" PRIu64
+               ", segment %020" PRIu64 ".log in %s) fails its checks: %s",
+               p->t ? topic_name(p->t) : "?", p->id, off, e.pos, s ? s->base_off : 0, p->log.dir,
+               p->g ? "repairing it from another replica" : "not served (EIO)");
+    }
+    if (p->g)
+        pgroup_repair(p->g, off);
 }
 
 /* ------------------------------------------------------------ housekeeping */
@@ -447,8 +530,8 @@ int part_read_remote(struct part *p, uint64_t pos, size_t size, part_read_cb cb,
 {
     if (!p->t)
         return -ESTALE;
-    if (!p->g || p->local)
-        return -EINVAL;
+    if (!p->g)
+        return -EINVAL; /* a single node: nobody to ask */
     return pgroup_read(p->g, pos, size, cb, arg);
 }
 

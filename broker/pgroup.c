@@ -40,6 +40,7 @@
 #define SCAN_MAX   65536
 #define IDLE_TICKS 10 /* idle ticks before a leader quiesces */
 #define PREFER_MS  2000 /* a leader that is not the preferred one checks this often */
+#define REPAIR_MS  2000 /* an unanswered repair is asked of the next replica */
 
 enum pw_state { PW_WAIT, PW_SENT, PW_PLACED };
 
@@ -117,6 +118,12 @@ struct pgroup {
     uint64_t open_next; /* the log's end when this process opened it */
     int64_t roll_ms;    /* when this leader last proposed a roll */
     uint64_t trim_asked; /* the last TRIM this leader proposed */
+    /* repair of damaged committed entries (pgroup_repair) */
+    uint64_t repair_off; /* offset + 1 asked for, 0: none in flight */
+    uint64_t repair_req;
+    int64_t repair_ms;
+    unsigned repair_rr;  /* which replica to ask next */
+    uint64_t repaired;   /* entries rewritten from another replica */
 };
 
 static void settle(struct pgroup *g);
@@ -130,6 +137,8 @@ static const char *gname(const struct pgroup *g)
 }
 static void on_read_req(struct pgroup *g, uint32_t from, const struct wire_call *w);
 static void on_read_resp(struct pgroup *g, const struct wire_call *w);
+static void on_repair_req(struct pgroup *g, uint32_t from, const struct wire_call *w);
+static void on_repair_resp(struct pgroup *g, uint32_t from, const struct wire_call *w);
 static void reads_tick(struct pgroup *g, int64_t now);
 
 /* ------------------------------------------------------------ producer table */
@@ -687,6 +696,12 @@ void pgroup_call(struct pgroup *g, uint32_t from, const struct wire_call *w)
     case WIRE_READ_RESP:
         on_read_resp(g, w);
         break;
+    case WIRE_REPAIR_REQ:
+        on_repair_req(g, from, w);
+        break;
+    case WIRE_REPAIR_RESP:
+        on_repair_resp(g, from, w);
+        break;
     case WIRE_QUIESCE:
         if (!g->rep) {
             /* A leader's state, for a node without a replica. */
@@ -919,9 +934,16 @@ static void on_read_req(struct pgroup *g, uint32_t from, const struct wire_call 
         resp.status = -ENODATA; /* below the log start: off says where it is */
         resp.off = plog_first_pos(&p->log);
     } else {
-        uint64_t end = p->commit_pos;
+        uint64_t end = p->commit_pos, bad;
         size_t want = w->off >= end ? 0 : end - w->off < w->size ? (size_t)(end - w->off) : w->size;
         resp.off = end;
+        int vrc = want ? plog_verify(&p->log, w->off, want, &bad) : 0;
+        if (vrc < 0) {
+            if (vrc == -EBADMSG)
+                part_damaged(p, bad);
+            resp.status = -EIO;
+            want = 0;
+        }
         if (want && !(buf = malloc(want))) {
             resp.status = -ENOMEM;
             want = 0;
@@ -1040,6 +1062,207 @@ void pgroup_status(const struct pgroup *g, FILE *f)
     fputs(any ? "\n" : "-\n", f);
 }
 
+/* ------------------------------------------------------------ repair
+ *
+ * A replica whose committed entries fail their checks (bit rot, a file cut
+ * or overwritten while the node was down) asks another replica for them:
+ * REPAIR_REQ names the first damaged offset; the other replica checks its
+ * own copy and answers with the entries' index fields, side data and
+ * bytes (REPAIR_RESP); this one rewrites them in place at the positions
+ * its own chain gives (entries are immutable and the same on every
+ * replica: nothing moves), syncs, and checks them again.  One request per
+ * group at a time; unanswered after REPAIR_MS, or refused, the next
+ * replica is asked.  Only committed entries are repaired: the rest Raft
+ * itself replaces. */
+
+static void on_damaged(void *ctx, uint64_t off)
+{
+    struct pgroup *g = ctx;
+    part_damaged(g->p, off);
+}
+
+void pgroup_repair(struct pgroup *g, uint64_t off)
+{
+    struct part *p = g->p;
+    int64_t now = sys_now_ms();
+    if (!g->rep || !p->t || off >= p->commit_off || g->nrep < 2)
+        return;
+    if (g->repair_off && now - g->repair_ms < REPAIR_MS)
+        return;
+    struct segment *s = plog_segment_of(&p->log, off);
+    if (!s)
+        return;
+    /* From the first damaged entry after the checked prefix: the chain of
+     * positions is known good up to there. */
+    uint64_t i = off - s->base_off, b;
+    if (i > s->vcount && seg_verify(s, s->vcount, i, &b) == -EBADMSG)
+        i = b;
+    if (i != s->vcount)
+        return; /* an I/O error below: nothing to build on */
+    off = s->base_off + i;
+    uint64_t n = s->count - i;
+    if (n > p->commit_off - off)
+        n = p->commit_off - off;
+    if (n > WIRE_REPAIR_MAX)
+        n = WIRE_REPAIR_MAX;
+    for (uint32_t k = 0; k < g->nrep; k++) {
+        uint32_t id = g->replicas[(g->repair_rr + k) % g->nrep];
+        if (id == g->self || !cluster_connected(g->c, id))
+            continue;
+        g->repair_rr = (g->repair_rr + k + 1) % g->nrep;
+        struct wire_call w = {.kind = WIRE_REPAIR_REQ,
+                              .req = cluster_next_req(g->c),
+                              .group = g->id,
+                              .off = off,
+                              .n = (uint32_t)n};
+        if (cluster_send_call(g->c, id, &w) == 0) {
+            g->repair_off = off + 1;
+            g->repair_req = w.req;
+            g->repair_ms = now;
+            mk_log(MK_WARN, "%s: asking node %" PRIu32 " for entries %" PRIu64 "..%" PRIu64,
+                   gname(g), id, off, off + n - 1);
+        }
+        return;
+    }
+}
+
+/* Another replica's damaged entries: our good copy, if we have it. */
+static void on_repair_req(struct pgroup *g, uint32_t from, const struct wire_call *w)
+{
+    struct part *p = g->p;
+    struct wire_call resp = {
+        .kind = WIRE_REPAIR_RESP, .req = w->req, .group = g->id, .off = w->off};
+    uint8_t *buf = NULL;
+    uint64_t bad;
+    int rc = 0;
+    if (!g->rep || !p->t)
+        rc = -ENOENT;
+    else if (w->off < plog_first_off(&p->log) || w->off + w->n > p->commit_off)
+        rc = -ERANGE;
+    else if ((rc = plog_verify_off(&p->log, w->off, w->off + w->n, &bad)) == -EBADMSG)
+        part_damaged(p, bad); /* ours too: the requester asks another */
+    size_t need = 0;
+    for (uint64_t o = w->off; rc == 0 && o < w->off + w->n; o++) {
+        struct seg_entry e;
+        if ((rc = plog_entry(&p->log, o, &e)) == 0)
+            need += WIRE_REPAIR_ENTRY_HDR + e.aux_len + e.len;
+    }
+    if (rc == 0 && need > WIRE_MAX_BODY - 64)
+        rc = -EMSGSIZE;
+    if (rc == 0 && !(buf = malloc(need ? need : 1)))
+        rc = -ENOMEM;
+    size_t at = 0;
+    for (uint64_t o = w->off; rc == 0 && o < w->off + w->n; o++) {
+        struct seg_entry e;
+        int fd;
+        uint64_t fdoff;
+        size_t got;
+        if ((rc = plog_entry(&p->log, o, &e)) < 0)
+            break;
+        struct wire_repair_entry re = {
+            .ts = e.ts, .flags = e.flags, .len = e.len, .aux_len = e.aux_len};
+        uint8_t *q = buf + at;
+        /* Header, then side data and bytes read straight into place. */
+        wire_repair_put(q, &re);
+        if ((rc = plog_read_aux(&p->log, o, &e, q + WIRE_REPAIR_ENTRY_HDR)) < 0)
+            break;
+        if (e.len &&
+            ((rc = plog_locate(&p->log, e.pos, e.len, &fd, &fdoff, &got)) < 0 || got != e.len ||
+             (rc = sys_pread_all(fd, q + WIRE_REPAIR_ENTRY_HDR + e.aux_len, e.len, (off_t)fdoff)) < 0)) {
+            rc = rc < 0 ? rc : -EIO;
+            break;
+        }
+        at += wire_repair_size(&re);
+    }
+    resp.status = rc < 0 ? rc : 0;
+    resp.n = rc < 0 ? 0 : w->n;
+    resp.data = rc < 0 ? NULL : buf;
+    resp.data_len = rc < 0 ? 0 : at;
+    cluster_send_call(g->c, from, &resp);
+    free(buf);
+}
+
+/* Our damaged entries from another replica: rewritten in place. */
+static void on_repair_resp(struct pgroup *g, uint32_t from, const struct wire_call *w)
+{
+    struct part *p = g->p;
+    if (!g->repair_off || w->req != g->repair_req || !g->rep)
+        return;
+    g->repair_off = 0;
+    if (w->status < 0) {
+        mk_log(MK_WARN, "%s: node %" PRIu32 " cannot give entries from %" PRIu64 ": %s", gname(g),
+               from, w->off, strerror(-w->status));
+        g->repair_ms = 0; /* the next one may be asked at once */
+        return;
+    }
+    struct segment *s = plog_segment_of(&p->log, w->off);
+    if (!s || w->off - s->base_off != s->vcount || w->off + w->n > s->base_off + s->count) {
+        /* Moved on meanwhile (repaired, trimmed, truncated): asked again
+         * by the next read that finds damage. */
+        return;
+    }
+    /* The chain of positions from the checked prefix on. */
+    uint64_t pos = s->vend, aux = s->vaux, i = s->vcount;
+    size_t at = 0;
+    struct wire_repair_entry re;
+    int rc = 0;
+    struct seg_entry es[WIRE_REPAIR_MAX];
+    const uint8_t *recs[WIRE_REPAIR_MAX], *auxs[WIRE_REPAIR_MAX];
+    uint32_t k = 0;
+    while (k < w->n && (rc = wire_repair_next(w->data, w->data_len, &at, &re)) == 0) {
+        uint32_t kind = re.flags & SEG_KIND_MASK;
+        bool record = kind == SEG_RECORD;
+        if ((re.flags & ~(SEG_KIND_MASK | SEG_FLAG_AUX)) || (record ? re.len == 0 : re.len != 0) ||
+            !(re.flags & SEG_FLAG_AUX) != !re.aux_len || (record && re.rec[re.len - 1] != '\n')) {
+            rc = -EBADMSG;
+            break;
+        }
+        es[k] = (struct seg_entry){.pos = pos, .ts = re.ts, .len = re.len, .flags = re.flags,
+                                   .aux_off = aux, .aux_len = re.aux_len};
+        recs[k] = re.rec;
+        auxs[k] = re.aux;
+        pos += re.len;
+        aux += re.aux_len;
+        k++;
+    }
+    /* A sealed segment's copy must end where the next segment begins (an
+     * entry after the copy that does not line up is checked, and repaired,
+     * on its own). */
+    if (rc == 0 && k != w->n)
+        rc = -EBADMSG;
+    if (rc == 0 && i + k == s->count && s != plog_active(&p->log) &&
+        pos != s->base_pos + s->bytes)
+        rc = -EBADMSG;
+    for (uint32_t j = 0; rc == 0 && j < k; j++)
+        rc = seg_repair(s, i + j, &es[j], recs[j], auxs[j]);
+    if (rc == 0 && (rc = seg_sync(s, true)) == 0) {
+        uint64_t b;
+        rc = seg_verify(s, i, i + k, &b);
+    }
+    if (rc < 0) {
+        mk_log(MK_ERROR, "%s: repair of entries %" PRIu64 "..%" PRIu64 " from node %" PRIu32 " failed: %s",
+               gname(g), w->off, w->off + k - 1, from, strerror(-rc));
+        g->repair_ms = 0;
+        return;
+    }
+    g->repaired += k;
+    p->damage_last = 0;
+    s->vbad = false;
+    mk_log(MK_WARN, "%s: entries %" PRIu64 "..%" PRIu64 " repaired from node %" PRIu32, gname(g),
+           w->off, w->off + k - 1, from);
+}
+
+uint64_t pgroup_repaired(const struct pgroup *g)
+{
+    return g->repaired;
+}
+
+bool pgroup_leader_elsewhere(const struct pgroup *g)
+{
+    /* Unknown yet (just started) counts: the read waits for one. */
+    return g->nrep > 1 && !is_leader(g);
+}
+
 /* ------------------------------------------------------------ life */
 
 #define COMMIT_FILE  "commit"
@@ -1081,6 +1304,16 @@ int pgroup_open(struct cluster *c, struct part *p)
         /* What was committed before a restart shows at once; the rest
          * once the leader says so. */
         uint64_t saved = sys_read_number(p->log.dir, COMMIT_FILE);
+        /* Committed entries this replica no longer holds (a file cut or
+         * damaged while it was down, which recovery cut off): it must not
+         * vote before it has them again, or it could elect a leader
+         * without them.  So it rebuilds, as a wiped node does. */
+        bool lost = saved > plog_next_off(&p->log);
+        if (lost)
+            mk_log(MK_WARN,
+                   "%s/%" PRIu32 ": holds entries up to %" PRIu64 " but had %" PRIu64
+                   " committed: rebuilding from the others, without a vote",
+                   t->name, p->id, plog_next_off(&p->log), saved);
         if (saved > plog_next_off(&p->log))
             saved = plog_next_off(&p->log);
         if (saved < plog_first_off(&p->log))
@@ -1117,15 +1350,17 @@ int pgroup_open(struct cluster *c, struct part *p)
             .max_record = cfg->message_max_bytes + 1 + REPLICA_AUX_PRODUCER_LEN,
             .no_sync = cfg->fsync == MK_FSYNC_NEVER};
         /* A lone replica has nobody to catch up from. */
-        ro.rebuilding =
-            g->nrep > 1 && cluster_rebuilding(c) && !sys_exists_in(p->log.dir, REBUILT_FILE);
+        ro.rebuilding = g->nrep > 1 && ((cluster_rebuilding(c) &&
+                                         !sys_exists_in(p->log.dir, REBUILT_FILE)) ||
+                                        lost);
         struct replica_io io = {.ctx = g,
                                 .send = on_send,
                                 .committed = on_committed,
                                 .appended = on_appended,
                                 .control = on_control,
                                 .rebuilt = on_rebuilt,
-                                .settled = on_settled};
+                                .settled = on_settled,
+                                .damaged = on_damaged};
         if ((rc = replica_open(&g->rep, cluster_loop(c), &p->log, &ro, &io)) < 0) {
             free(g);
             return rc;

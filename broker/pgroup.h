@@ -96,4 +96,13 @@ void pgroup_housekeep(struct pgroup *g, int64_t now_ms);
  * file shows what was committed before, at once. */
 void pgroup_save_commit(struct pgroup *g);
 
+/* The committed entry at offset off of the local replica failed its checks:
+ * ask another replica for a good copy and rewrite it in place (see
+ * pgroup.c, repair).  Entries repaired so far: pgroup_repaired. */
+void pgroup_repair(struct pgroup *g, uint64_t off);
+uint64_t pgroup_repaired(const struct pgroup *g);
+/* Whether another node leads, or may soon (and may serve a read this
+ * replica cannot). */
+bool pgroup_leader_elsewhere(const struct pgroup *g);
+
 #endif

@@ -329,6 +329,19 @@ static int open_log(struct plog *l, const char *dir, bool create, bool raft)
         }
     }
 
+    /* A sealed segment's .log spans exactly up to the next one's base.  A
+     * file cut short (or grown) is damage: its length is taken from the
+     * index, so that the records past the cut fail their checks when read
+     * (plog_verify) and are repaired or refused, never served short. */
+    for (size_t i = 0; i + 1 < l->nsegs; i++) {
+        struct segment *s = &l->segs[i];
+        uint64_t want = l->segs[i + 1].base_pos - s->base_pos;
+        if (l->segs[i + 1].base_pos >= s->base_pos && s->bytes != want) {
+            s->bytes = want;
+            l->rec.short_logs++;
+        }
+    }
+
     /* A reset discards the whole log before its start: segments that begin
      * below it are what one cut short left (every segment made since begins
      * at or after it), and so are terms that begin below it. */
@@ -586,6 +599,76 @@ int plog_locate(const struct plog *l, uint64_t pos, size_t size, int *fd, uint64
     *fd = s->log_fd;
     *fdoff = in;
     *n = avail < size ? (size_t)avail : size;
+    return 0;
+}
+
+struct segment *plog_segment_of(const struct plog *l, uint64_t off)
+{
+    if (off < plog_first_off(l) || off >= plog_next_off(l))
+        return NULL;
+    return &l->segs[seg_for_off(l, off)];
+}
+
+int plog_verify_off(const struct plog *l, uint64_t lo, uint64_t hi, uint64_t *bad)
+{
+    if (lo < plog_first_off(l))
+        lo = plog_first_off(l);
+    if (hi > plog_next_off(l))
+        hi = plog_next_off(l);
+    while (lo < hi) {
+        struct segment *s = &l->segs[seg_for_off(l, lo)];
+        uint64_t end = s->base_off + s->count < hi ? s->base_off + s->count : hi;
+        uint64_t b = 0;
+        int rc = seg_verify(s, lo - s->base_off, end - s->base_off, &b);
+        if (rc < 0) {
+            *bad = s->base_off + b;
+            return rc;
+        }
+        if (end <= lo)
+            break;
+        lo = end;
+    }
+    return 0;
+}
+
+int plog_verify(const struct plog *l, uint64_t pos, size_t size, uint64_t *bad)
+{
+    if (pos < plog_first_pos(l) || size == 0)
+        return 0;
+    uint64_t end = pos + size;
+    if (end > plog_end_pos(l))
+        end = plog_end_pos(l);
+    while (pos < end) {
+        struct segment *s = &l->segs[seg_for_pos(l, pos)];
+        uint64_t send = s->base_pos + s->bytes < end ? s->base_pos + s->bytes : end;
+        if (send > s->vend) {
+            /* From where the checked prefix ends, or from the record holding
+             * pos; to the record holding the last byte wanted. */
+            uint64_t lo, hi;
+            if (pos <= s->vend)
+                lo = s->vcount;
+            else if (seg_find_pos(s, pos, &lo) < 0)
+                lo = s->vcount;
+            if (seg_find_pos(s, send - 1, &hi) < 0)
+                hi = s->count;
+            else
+                hi++;
+            uint64_t b = 0;
+            int rc = seg_verify(s, lo, hi, &b);
+            if (rc < 0) {
+                *bad = s->base_off + b;
+                return rc;
+            }
+        }
+        if (s->base_pos + s->bytes <= pos)
+            break; /* an empty segment */
+        pos = s->base_pos + s->bytes;
+        /* a segment whose .log is shorter than the next one's base: that
+         * gap was verified as damage above */
+        size_t k = seg_for_pos(l, pos);
+        if (&l->segs[k] == s)
+            break;
+    }
     return 0;
 }
 

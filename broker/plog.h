@@ -41,6 +41,7 @@ struct plog_recovery {
     uint64_t rebuilt;       /* entries rebuilt from .log lines */
     uint64_t dropped_bytes; /* torn bytes cut from the .log tail */
     size_t segments;        /* segments found */
+    size_t short_logs;      /* sealed .log files shorter or longer than their index */
 };
 
 struct plog {
@@ -127,6 +128,17 @@ int plog_roll(struct plog *l);
  * the first retained position; *n = 0 at or beyond the end. */
 int plog_locate(const struct plog *l, uint64_t pos, size_t size, int *fd, uint64_t *fdoff,
                 size_t *n);
+
+/* Checks the entries holding bytes [pos, pos + size), or the entries
+ * [lo, hi) (offsets), against their checksums before they are served or
+ * sent (seg_verify; entries already checked since open cost nothing).
+ * 0; -EBADMSG with *bad the offset of the first damaged entry; or an I/O
+ * error. */
+int plog_verify(const struct plog *l, uint64_t pos, size_t size, uint64_t *bad);
+int plog_verify_off(const struct plog *l, uint64_t lo, uint64_t hi, uint64_t *bad);
+
+/* The segment holding offset off (first_off <= off < next_off), or NULL. */
+struct segment *plog_segment_of(const struct plog *l, uint64_t off);
 
 /* The entry of record `off`; -ERANGE outside [first, next). */
 int plog_entry(const struct plog *l, uint64_t off, struct seg_entry *e);

@@ -183,6 +183,14 @@ static int log_entries(void *ctx, uint64_t lo, uint64_t hi, struct raft_entry *o
     struct plog *l = r->log;
     if (lo < log_first(r) || hi > log_last(r) + 1)
         return -ENOENT;
+    /* Nothing damaged is sent: checked first (once per entry since open). */
+    uint64_t bad;
+    int vrc = plog_verify_off(l, lo - 1, hi - 1, &bad);
+    if (vrc < 0) {
+        if (vrc == -EBADMSG && r->io.damaged)
+            r->io.damaged(r->io.ctx, bad);
+        return -EIO;
+    }
     /* Sizes first: one block holds every payload of the call. */
     size_t need = 0;
     for (uint64_t i = lo; i < hi; i++) {

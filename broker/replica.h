@@ -85,6 +85,9 @@ struct replica_io {
      * any call, and after a sync job came back): the owner may act on what
      * the callbacks above told it, and may call into the replica again. */
     void (*settled)(void *ctx);
+    /* Optional: the entry at offset off failed its checks when read to be
+     * sent (plog_verify): nothing of it was sent. */
+    void (*damaged)(void *ctx, uint64_t off);
 };
 
 struct replica_options {

@@ -192,6 +192,7 @@ int seg_create(struct segment *s, const char *dir, uint64_t base_off, uint64_t b
         return rc;
     s->base_off = base_off;
     s->base_pos = base_pos;
+    s->vend = base_pos;
     s->version = 2;
     s->esize = SEG_ENTRY_SIZE;
     s->first_ts = s->last_ts = sys_now_ms();
@@ -268,6 +269,7 @@ int seg_open(struct segment *s, const char *dir, uint64_t base_off)
     s->esize = s->version == 1 ? SEG_ENTRY_SIZE_V1 : SEG_ENTRY_SIZE;
     s->base_off = base_off;
     s->base_pos = le_get64(hdr + 16);
+    s->vend = s->base_pos; /* nothing checked yet */
     s->salt = le_get64(hdr + 24);
     if (s->version >= 2) {
         /* Made before the .idx: a format 2 .idx without it is damage. */
@@ -349,28 +351,152 @@ static int read_into(int fd, uint64_t off, uint32_t len, char **buf, size_t *cap
     return len ? sys_pread_all(fd, *buf, len, (off_t)off) : 0;
 }
 
+/* Whether entry e (encoded at p), which fits (entry_fits), matches its
+ * record bytes rec and side data side. */
+static bool entry_ok(const struct segment *s, const unsigned char *p, const struct seg_entry *e,
+                     const char *rec, const char *side)
+{
+    bool record = seg_kind_of(e) == SEG_RECORD;
+    if (record && rec[e->len - 1] != '\n')
+        return false;
+    return entry_check(s, p, rec, e->len, side, e->aux_len) == le_get64(p + check_at(s));
+}
+
+/* Whether e's fields fit where the previous entry ended and in the files. */
+static bool entry_fits(const struct segment *s, const struct seg_entry *e, uint64_t expect,
+                       uint64_t aux)
+{
+    bool record = seg_kind_of(e) == SEG_RECORD;
+    if (e->pos != expect || (record ? e->len == 0 : e->len != 0) || expect < s->base_pos ||
+        expect - s->base_pos > s->bytes || e->len > s->bytes - (expect - s->base_pos))
+        return false;
+    if (s->version >= 2 &&
+        (e->aux_off != aux || aux > s->aux_bytes || e->aux_len > s->aux_bytes - aux ||
+         (e->flags & ~(SEG_KIND_MASK | SEG_FLAG_AUX)) || !(e->flags & SEG_FLAG_AUX) != !e->aux_len))
+        return false;
+    if (s->version == 1 && e->flags != 0)
+        return false;
+    return true;
+}
+
 /* Whether entry e (encoded at p) is valid where the previous one ended
  * (expect: byte position, aux: .aux size). */
 static bool entry_valid(const struct segment *s, const unsigned char *p, const struct seg_entry *e,
                         uint64_t expect, uint64_t aux, char **rec, size_t *rcap, char **side,
                         size_t *scap)
 {
-    bool record = seg_kind_of(e) == SEG_RECORD;
-    if (e->pos != expect || (record ? e->len == 0 : e->len != 0) ||
-        e->len > s->bytes - (expect - s->base_pos))
-        return false;
-    if (s->version >= 2 &&
-        (e->aux_off != aux || e->aux_len > s->aux_bytes - aux ||
-         (e->flags & ~(SEG_KIND_MASK | SEG_FLAG_AUX)) || !(e->flags & SEG_FLAG_AUX) != !e->aux_len))
-        return false;
-    if (s->version == 1 && e->flags != 0)
+    if (!entry_fits(s, e, expect, aux))
         return false;
     if (read_into(s->log_fd, e->pos - s->base_pos, e->len, rec, rcap) < 0 ||
         (e->aux_len && read_into(s->aux_fd, e->aux_off, e->aux_len, side, scap) < 0))
         return false;
-    if (record && (*rec)[e->len - 1] != '\n')
-        return false;
-    return entry_check(s, p, *rec, e->len, *side, e->aux_len) == le_get64(p + check_at(s));
+    return entry_ok(s, p, e, *rec, *side);
+}
+
+int seg_verify(struct segment *s, uint64_t lo, uint64_t hi, uint64_t *bad)
+{
+    enum { BATCH = 256, SPAN_MAX = 8u << 20 };
+    if (hi > s->count)
+        hi = s->count;
+    if (hi <= s->vcount || lo >= hi)
+        return 0;
+    bool onward = lo <= s->vcount; /* continues the checked prefix */
+    uint64_t i = onward ? s->vcount : lo, expect = s->vend, aux = s->vaux;
+    unsigned char *ent = malloc((size_t)BATCH * s->esize);
+    char *rec = NULL, *side = NULL;
+    size_t rcap = 0, scap = 0;
+    int rc = ent ? 0 : -ENOMEM;
+    bool first = true;
+    while (rc == 0 && i < hi) {
+        uint64_t n = hi - i < BATCH ? hi - i : BATCH;
+        if ((rc = sys_pread_all(s->idx_fd, ent, n * s->esize, idx_at(s, i))) < 0)
+            break;
+        struct seg_entry e[BATCH];
+        for (uint64_t j = 0; j < n; j++)
+            entry_decode(s, ent + j * s->esize, &e[j]);
+        if (first && !onward) {
+            /* A check from the middle: the first entry sets the chain. */
+            expect = e[0].pos;
+            aux = e[0].aux_off;
+        }
+        first = false;
+        /* The batch's bytes and side data in one read each when they fit. */
+        uint64_t span = 0, aspan = 0;
+        uint64_t ex = expect, ax = aux, k;
+        for (k = 0; k < n; k++) {
+            if (!entry_fits(s, &e[k], ex, ax))
+                break;
+            ex += e[k].len;
+            ax += e[k].aux_len;
+        }
+        span = ex - expect;
+        aspan = ax - aux;
+        if (k == 0) {
+            *bad = i;
+            rc = -EBADMSG;
+            break;
+        }
+        bool whole = span <= SPAN_MAX && aspan <= SPAN_MAX;
+        if (whole && (read_into(s->log_fd, expect - s->base_pos, (uint32_t)span, &rec, &rcap) < 0 ||
+                      (aspan && read_into(s->aux_fd, aux, (uint32_t)aspan, &side, &scap) < 0)))
+            whole = false; /* a file shorter than the index: entry by entry finds where */
+        uint64_t at = 0, aat = 0;
+        for (uint64_t j = 0; j < k; j++) {
+            bool ok = whole ? entry_ok(s, ent + j * s->esize, &e[j], rec ? rec + at : "", side ? side + aat : NULL)
+                            : entry_valid(s, ent + j * s->esize, &e[j], expect, aux, &rec, &rcap,
+                                          &side, &scap);
+            if (!ok) {
+                *bad = i + j;
+                rc = -EBADMSG;
+                break;
+            }
+            at += e[j].len;
+            aat += e[j].aux_len;
+            expect += e[j].len;
+            aux += e[j].aux_len;
+            if (onward) {
+                s->vcount = i + j + 1;
+                s->vend = expect;
+                s->vaux = aux;
+            }
+        }
+        if (rc < 0)
+            break;
+        i += k;
+        if (k < n) {
+            *bad = i;
+            rc = -EBADMSG;
+        }
+    }
+    free(ent);
+    free(rec);
+    free(side);
+    return rc;
+}
+
+int seg_repair(struct segment *s, uint64_t i, const struct seg_entry *e, const void *rec,
+               const void *aux)
+{
+    if (i >= s->count || e->pos < s->base_pos || (s->version < 2 && e->aux_len))
+        return -EINVAL;
+    unsigned char out[SEG_ENTRY_SIZE];
+    entry_encode(s, out, e, rec, aux);
+    int rc = 0;
+    if (e->len)
+        rc = sys_pwrite_all(s->log_fd, rec, e->len, (off_t)(e->pos - s->base_pos));
+    if (rc == 0 && e->aux_len)
+        rc = sys_pwrite_all(s->aux_fd, aux, e->aux_len, (off_t)e->aux_off);
+    if (rc == 0)
+        rc = sys_pwrite_all(s->idx_fd, out, s->esize, idx_at(s, i));
+    if (rc == 0) {
+        /* A file cut short grows back to what the index says. */
+        uint64_t end = e->pos + e->len - s->base_pos;
+        if (end > s->bytes)
+            s->bytes = end;
+        if (e->aux_len && e->aux_off + e->aux_len > s->aux_bytes)
+            s->aux_bytes = e->aux_off + e->aux_len;
+    }
+    return rc;
 }
 
 int seg_recover(struct segment *s, uint64_t from, bool rebuild, int64_t rebuild_ts,
@@ -612,6 +738,12 @@ static int append(struct segment *s, const struct iovec *iov, int iovcnt, const 
     }
     if (s->count == 0)
         s->first_ts = first_ts;
+    if (s->vcount == s->count) {
+        /* What this process writes it knows (and the page cache holds). */
+        s->vcount += n;
+        s->vend += total;
+        s->vaux += aux_total;
+    }
     s->count += n;
     s->bytes += total;
     s->aux_bytes += aux_total;
@@ -703,6 +835,11 @@ int seg_truncate(struct segment *s, uint64_t count)
     s->bytes = bytes;
     if (s->aux_fd >= 0)
         s->aux_bytes = aux;
+    if (s->vcount > count) {
+        s->vcount = count;
+        s->vend = s->base_pos + bytes;
+        s->vaux = aux;
+    }
     if (count > 0) {
         struct seg_entry e;
         if (seg_entry(s, count - 1, &e) == 0)

@@ -72,6 +72,12 @@ struct segment {
     int log_fd;
     int idx_fd;
     int aux_fd; /* format 2 only, else -1 */
+    /* Entries [0, vcount) were checked against their checksums since the
+     * files were opened, or written by this process: reads below vend need
+     * no check (see seg_verify).  vend and vaux are where entry vcount
+     * starts in the .log and the .aux. */
+    uint64_t vcount, vend, vaux;
+    bool vbad; /* the entry at vcount was found damaged by this scrub pass */
 };
 
 /* Creates dir/%020llu.{log,aux,idx} (format 2) for a new, empty segment and makes the
@@ -122,6 +128,21 @@ int seg_read_aux(const struct segment *s, const struct seg_entry *e, void *buf);
 
 /* Reads entry i (0 <= i < count). */
 int seg_entry(const struct segment *s, uint64_t i, struct seg_entry *e);
+
+/* Checks entries [lo, hi) (clamped to the segment) as recovery does: each
+ * continues the previous one, fits the files, a record ends in '\n', and its
+ * check matches its bytes and side data.  Entries below vcount are known
+ * good and skipped; a range that starts at or below vcount moves vcount up
+ * past what it checked.  0; -EBADMSG with *bad (an index) at the first
+ * damaged entry (bit rot, a cut or overwritten file); or an I/O error. */
+int seg_verify(struct segment *s, uint64_t lo, uint64_t hi, uint64_t *bad);
+
+/* Writes entry i anew over damage: its record bytes (rec, e->len) and side
+ * data (aux) at the places e names, and the index entry itself with a
+ * fresh check; in the page cache (the caller syncs).  e must continue entry
+ * i - 1 (position and aux offset). */
+int seg_repair(struct segment *s, uint64_t i, const struct seg_entry *e, const void *rec,
+               const void *aux);
 
 /* Index of the record containing absolute position pos (binary search). */
 int seg_find_pos(const struct segment *s, uint64_t pos, uint64_t *index);

@@ -282,7 +282,9 @@ void handle_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct 
         uint64_t fdoff;
         size_t n;
         int rc = part_read(h->p, pos + total, size - total, &fd, &fdoff, &n);
-        if (rc == -EREMOTE && k == 0) {
+        /* No replica here, or a damaged one (being repaired): the leader
+         * serves it. */
+        if ((rc == -EREMOTE || (rc == -EIO && part_read_elsewhere(h->p))) && k == 0) {
             read_remote(req, h, (uint64_t)off, pos, size);
             return;
         }

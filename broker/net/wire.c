@@ -465,6 +465,18 @@ int wire_call_encode(struct wire_buf *b, const struct wire_call *c)
         wire_put_u32(b, (uint32_t)c->status);
         wire_put_u64(b, c->off);
         break;
+    case WIRE_REPAIR_REQ:
+        wire_put_u64(b, c->group);
+        wire_put_u64(b, c->off);
+        wire_put_u32(b, c->n);
+        break;
+    case WIRE_REPAIR_RESP:
+        wire_put_u64(b, c->group);
+        wire_put_u32(b, (uint32_t)c->status);
+        wire_put_u64(b, c->off);
+        wire_put_u32(b, c->n);
+        wire_put_bytes(b, c->data, c->data_len);
+        break;
     default:
         b->failed = true;
         return -EINVAL;
@@ -562,17 +574,84 @@ int wire_call_decode(const uint8_t *body, size_t len, struct wire_call *c)
         c->status = (int32_t)wire_get_u32(&r);
         c->off = wire_get_u64(&r);
         break;
+    case WIRE_REPAIR_REQ:
+        c->group = wire_get_u64(&r);
+        c->off = wire_get_u64(&r);
+        c->n = wire_get_u32(&r);
+        if (c->n == 0 || c->n > WIRE_REPAIR_MAX)
+            r.bad = true;
+        break;
+    case WIRE_REPAIR_RESP: {
+        c->group = wire_get_u64(&r);
+        c->status = (int32_t)wire_get_u32(&r);
+        c->off = wire_get_u64(&r);
+        c->n = wire_get_u32(&r);
+        if (c->n > WIRE_REPAIR_MAX)
+            r.bad = true;
+        c->data_len = r.left;
+        c->data = r.left ? wire_get_bytes(&r, r.left) : NULL;
+        /* The entries must be exactly what is there: n of them. */
+        size_t at = 0;
+        uint32_t k = 0;
+        struct wire_repair_entry e;
+        int rc;
+        while (!r.bad && (rc = wire_repair_next(c->data, c->data_len, &at, &e)) == 0)
+            k++;
+        if (!r.bad && (rc != 1 || k != c->n || (c->status < 0 && k != 0)))
+            r.bad = true;
+        break;
+    }
     default:
         return -EBADMSG;
     }
     /* Statuses are 0 or a negative errno. */
     if ((c->kind == WIRE_META_RESP || c->kind == WIRE_WRITE_RESP || c->kind == WIRE_READ_RESP ||
-         c->kind == WIRE_SYNC_RESP) &&
+         c->kind == WIRE_SYNC_RESP || c->kind == WIRE_REPAIR_RESP) &&
         (c->status > 0 || c->status < -4095))
         r.bad = true;
     if (!wire_rd_done(&r)) {
         wire_call_free(c);
         return -EBADMSG;
     }
+    return 0;
+}
+
+/* ---- repair entries ------------------------------------------------------- */
+
+size_t wire_repair_size(const struct wire_repair_entry *e)
+{
+    return WIRE_REPAIR_ENTRY_HDR + (size_t)e->aux_len + e->len;
+}
+
+void wire_repair_put(uint8_t *out, const struct wire_repair_entry *e)
+{
+    uint64_t ts = (uint64_t)e->ts;
+    for (int i = 0; i < 8; i++)
+        out[i] = (uint8_t)(ts >> (8 * i));
+    uint32_t v[3] = {e->flags, e->len, e->aux_len};
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < 4; i++)
+            out[8 + 4 * k + i] = (uint8_t)(v[k] >> (8 * i));
+    if (e->aux_len && e->aux)
+        memcpy(out + WIRE_REPAIR_ENTRY_HDR, e->aux, e->aux_len);
+    if (e->len && e->rec)
+        memcpy(out + WIRE_REPAIR_ENTRY_HDR + e->aux_len, e->rec, e->len);
+}
+
+int wire_repair_next(const uint8_t *data, size_t len, size_t *at, struct wire_repair_entry *e)
+{
+    if (*at == len)
+        return 1;
+    struct wire_rd r;
+    wire_rd_init(&r, data + *at, len - *at);
+    e->ts = (int64_t)wire_get_u64(&r);
+    e->flags = wire_get_u32(&r);
+    e->len = wire_get_u32(&r);
+    e->aux_len = wire_get_u32(&r);
+    if (r.bad || e->len > r.left || e->aux_len > r.left - e->len)
+        return -EBADMSG;
+    e->aux = e->aux_len ? wire_get_bytes(&r, e->aux_len) : NULL;
+    e->rec = e->len ? wire_get_bytes(&r, e->len) : NULL;
+    *at = len - r.left;
     return 0;
 }

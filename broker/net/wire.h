@@ -60,6 +60,12 @@
  *                        SYNC_REQ    group u64 (0: the metadata group)
  *                        SYNC_RESP   group u64, status i32, off u64: the
  *                                    leader's commit offset (ReadIndex)
+ *                        REPAIR_REQ  group u64, off u64, n u32 (1..256): the
+ *                                    committed entries [off, off + n)
+ *                        REPAIR_RESP group u64, status i32, off u64, n u32,
+ *                                    then n entries, each: ts u64, flags
+ *                                    u32, len u32, aux_len u32, side data,
+ *                                    record bytes (exactly what is left)
  *                                    (what is left, at most READ_MAX)
  */
 #ifndef MK_WIRE_H
@@ -208,8 +214,28 @@ enum wire_call_kind {
     WIRE_READ_RESP,
     WIRE_SYNC_REQ,
     WIRE_SYNC_RESP,
+    WIRE_REPAIR_REQ,
+    WIRE_REPAIR_RESP,
     WIRE_NCALLS
 };
+
+#define WIRE_REPAIR_MAX       256 /* entries per REPAIR_RESP */
+#define WIRE_REPAIR_ENTRY_HDR 20
+
+/* One entry of a REPAIR_RESP: a replica's good copy of a committed entry
+ * (its index fields, side data and record bytes; aux and rec borrowed). */
+struct wire_repair_entry {
+    int64_t ts;
+    uint32_t flags, len, aux_len;
+    const uint8_t *aux, *rec;
+};
+size_t wire_repair_size(const struct wire_repair_entry *e);
+/* Writes e at out (wire_repair_size bytes); with aux or rec NULL their
+ * bytes are left for the caller to fill in place. */
+void wire_repair_put(uint8_t *out, const struct wire_repair_entry *e);
+/* The entry at *at of REPAIR_RESP data: 0 (and *at moves past it), 1 at the
+ * end, -EBADMSG when what is left is not a whole entry. */
+int wire_repair_next(const uint8_t *data, size_t len, size_t *at, struct wire_repair_entry *e);
 
 #define WIRE_READ_MAX (1u << 20)
 

@@ -89,6 +89,15 @@ static inline void th_flip(const char *path, off_t off)
     close(fd);
 }
 
+/* Reads the first n bytes of a file. */
+static inline void th_read(const char *path, void *buf, size_t n)
+{
+    int fd = open(path, O_RDONLY);
+    cr_assert(fd >= 0, "open %s: %s", path, strerror(errno));
+    cr_assert_eq(pread(fd, buf, n, 0), (ssize_t)n);
+    close(fd);
+}
+
 static inline void th_truncate(const char *path, off_t len)
 {
     cr_assert_eq(truncate(path, len), 0, "truncate %s: %s", path, strerror(errno));

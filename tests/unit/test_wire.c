@@ -368,6 +368,8 @@ static uint8_t read_data[100];
 /* A valid call of the given kind, every field it carries set to a value
  * unlike the others (and using all their bytes), so a swapped or narrowed
  * field shows. */
+static uint8_t repair_data[2 * WIRE_REPAIR_ENTRY_HDR + 5];
+
 static struct wire_call sample_call(uint8_t kind)
 {
     for (size_t i = 0; i < sizeof(recs); i++)
@@ -427,6 +429,30 @@ static struct wire_call sample_call(uint8_t kind)
         c.status = -ETIMEDOUT;
         c.off = 0xb1b2b3b4b5b6b7b8ull; /* commit */
         break;
+    case WIRE_REPAIR_REQ:
+        c.group = 0xd1d2d3d4d5d6d7d8ull;
+        c.off = 0xb1b2b3b4b5b6b7b8ull;
+        c.n = WIRE_REPAIR_MAX;
+        break;
+    case WIRE_REPAIR_RESP: {
+        /* Two entries: a record with side data, a NOOP. */
+        struct wire_repair_entry e1 = {.ts = 0x1112131415161718ll,
+                                       .flags = 4,
+                                       .len = 3,
+                                       .aux_len = 2,
+                                       .aux = (const uint8_t *)"ax",
+                                       .rec = (const uint8_t *)"ab\n"},
+                                 e2 = {.ts = 9, .flags = 1};
+        wire_repair_put(repair_data, &e1);
+        wire_repair_put(repair_data + wire_repair_size(&e1), &e2);
+        c.group = 0xd1d2d3d4d5d6d7d8ull;
+        c.status = 0;
+        c.off = 0xb1b2b3b4b5b6b7b8ull;
+        c.n = 2;
+        c.data = repair_data;
+        c.data_len = wire_repair_size(&e1) + wire_repair_size(&e2);
+        break;
+    }
     default:
         cr_assert_fail("no sample call of kind %u: add one", kind);
     }
@@ -942,4 +968,54 @@ Test(wire, call_refused_after_allocating_lens_leaves_nothing_to_free)
     cr_assert_eq(out.n, 3);
     wire_call_free(&out);
     cr_assert_null(out.lens);
+}
+
+Test(wire, repair_resp_entries_must_be_exactly_n_whole_ones)
+{
+    struct wire_call c = sample_call(WIRE_REPAIR_RESP), out;
+    cr_assert_eq(wire_call_encode(&b, &c), 0);
+    struct wire_hdr h = frame_ok();
+    cr_assert_eq(wire_call_decode(b.p + WIRE_HDR, h.length, &out), 0);
+    cr_assert_eq(out.n, 2);
+    size_t at = 0;
+    struct wire_repair_entry e;
+    cr_assert_eq(wire_repair_next(out.data, out.data_len, &at, &e), 0);
+    cr_assert_eq(e.ts, 0x1112131415161718ll);
+    cr_assert_eq(e.flags, 4);
+    cr_assert_eq(e.len, 3);
+    cr_assert_eq(e.aux_len, 2);
+    cr_assert_arr_eq(e.aux, "ax", 2);
+    cr_assert_arr_eq(e.rec, "ab\n", 3);
+    cr_assert_eq(wire_repair_next(out.data, out.data_len, &at, &e), 0);
+    cr_assert_eq(e.flags, 1);
+    cr_assert_eq(e.len + e.aux_len, 0);
+    cr_assert_eq(wire_repair_next(out.data, out.data_len, &at, &e), 1, "the end");
+    wire_call_free(&out);
+    /* A count that lies, either way, or a failure that carries entries. */
+    for (int k = 0; k < 3; k++) {
+        struct wire_call bad = c;
+        if (k == 0)
+            bad.n = 1;
+        else if (k == 1)
+            bad.n = 3;
+        else
+            bad.status = -EIO;
+        cr_assert_eq(wire_call_encode(&b, &bad), 0);
+        h = frame_ok();
+        cr_assert_eq(wire_call_decode(b.p + WIRE_HDR, h.length, &out), -EBADMSG, "case %d", k);
+    }
+    /* An entry whose lengths run past the data. */
+    uint8_t d[WIRE_REPAIR_ENTRY_HDR + 2];
+    struct wire_repair_entry big = {.len = 0xffffffffu, .aux_len = 1};
+    wire_repair_put(d, &big);
+    at = 0;
+    cr_assert_eq(wire_repair_next(d, sizeof(d), &at, &e), -EBADMSG);
+    big = (struct wire_repair_entry){.len = 1, .aux_len = 0xfffffffeu};
+    wire_repair_put(d, &big);
+    at = 0;
+    cr_assert_eq(wire_repair_next(d, sizeof(d), &at, &e), -EBADMSG);
+    for (size_t k = 1; k < WIRE_REPAIR_ENTRY_HDR; k++) {
+        at = 0;
+        cr_assert_eq(wire_repair_next(repair_data, k, &at, &e), -EBADMSG, "a header cut to %zu", k);
+    }
 }
