@@ -19,6 +19,7 @@
  */
 #include "broker/broker.h"
 #include "broker/net/auth.h"
+#include "broker/powercut.h"
 #include "fs/fs.h"
 
 #include <errno.h>
@@ -334,10 +335,11 @@ static int check_data_dir(const char *arg, const char *mnt, char *data)
 
 struct daemon {
     uv_loop_t loop;
-    uv_signal_t sigint, sigterm, sighup;
+    uv_signal_t sigint, sigterm, sighup, sigusr2;
     struct broker *b;
     struct fs *fs;
     bool stopping;
+    bool powercut; /* MINIKAFKA_POWERCUT=1: SIGUSR2 cuts the power (tests) */
 };
 
 static void shutdown_begin(struct daemon *d, const char *why)
@@ -351,6 +353,8 @@ static void shutdown_begin(struct daemon *d, const char *why)
     uv_close((uv_handle_t *)&d->sigint, NULL);
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sighup, NULL);
+    if (d->powercut)
+        uv_close((uv_handle_t *)&d->sigusr2, NULL);
     /* The loop now ends by itself once the running fdatasync jobs have
      * answered their writers: nothing else keeps it alive. */
 }
@@ -470,6 +474,8 @@ int main(int argc, char **argv)
     if (recovered)
         mk_log(MK_WARN, "%s was a stale mount (its minikafka was killed): unmounted it", mnt);
 
+    if ((d.powercut = powercut_wrap()))
+        mk_log(MK_WARN, "MINIKAFKA_POWERCUT=1: SIGUSR2 cuts this node's power (a test hook)");
     long holder = 0;
     int64_t t0 = (int64_t)uv_hrtime();
     rc = broker_open(&d.b, data, &c.cfg, &holder);
@@ -527,6 +533,10 @@ int main(int argc, char **argv)
         uv_signal_init(&d.loop, sigs[i]);
         sigs[i]->data = &d;
         uv_signal_start(sigs[i], on_signal, signums[i]);
+    }
+    if (d.powercut && (rc = powercut_listen(&d.loop, &d.sigusr2)) < 0) {
+        mk_log(MK_ERROR, "MINIKAFKA_POWERCUT: SIGUSR2: %s", uv_strerror(rc));
+        d.powercut = false;
     }
     mk_log(MK_INFO, "serving %s on %s (node.id=%u, fsync=%s, pid %ld)", data, mnt, c.cfg.node_id,
            c.cfg.fsync == MK_FSYNC_ALWAYS ? "always" : "never", (long)getpid());
