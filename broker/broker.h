@@ -215,6 +215,10 @@ int part_read(struct part *p, uint64_t pos, size_t size, int *fd, uint64_t *fdof
  * (pgroup_repair).  Callers refuse what they were asked for with EIO. */
 void part_damaged(struct part *p, uint64_t off);
 
+/* setfattr user.leader on a partition: pgroup_transfer, -EPERM on a single
+ * node. */
+int part_transfer(struct part *p, uint32_t to);
+
 /* Whether a read this node's replica refused as damaged (-EIO) may be
  * served by the leader instead (part_read_remote) while it is repaired. */
 bool part_read_elsewhere(const struct part *p);
@@ -225,6 +229,8 @@ bool part_read_elsewhere(const struct part *p);
  * end = the first retained position when pos is below it. */
 /* Whether this node holds no replica of p (a node of a cluster). */
 bool part_remote(const struct part *p);
+/* Whether p is a cluster partition (a Raft group), replica here or not. */
+bool part_replicated(const struct part *p);
 typedef void (*part_read_cb)(void *arg, int status, const void *data, size_t n, uint64_t end);
 int part_read_remote(struct part *p, uint64_t pos, size_t size, part_read_cb cb, void *arg);
 

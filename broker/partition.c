@@ -450,6 +450,15 @@ void part_scrub_reset(struct part *p)
     }
 }
 
+int part_transfer(struct part *p, uint32_t to)
+{
+    if (!p->t)
+        return -ENOENT;
+    if (!p->g)
+        return -EPERM;
+    return pgroup_transfer(p->g, to);
+}
+
 bool part_read_elsewhere(const struct part *p)
 {
     return p->g && pgroup_leader_elsewhere(p->g);
@@ -533,6 +542,11 @@ int part_read_remote(struct part *p, uint64_t pos, size_t size, part_read_cb cb,
     if (!p->g)
         return -EINVAL; /* a single node: nobody to ask */
     return pgroup_read(p->g, pos, size, cb, arg);
+}
+
+bool part_replicated(const struct part *p)
+{
+    return p->g != NULL;
 }
 
 bool part_remote(const struct part *p)

@@ -702,6 +702,15 @@ void pgroup_call(struct pgroup *g, uint32_t from, const struct wire_call *w)
     case WIRE_REPAIR_RESP:
         on_repair_resp(g, from, w);
         break;
+    case WIRE_TRANSFER:
+        if (is_leader(g) && w->size != g->self) {
+            mk_log(MK_INFO, "%s: leadership to node %" PRIu32 ", as node %" PRIu32 " asked",
+                   gname(g), w->size, from);
+            g->prefer_ms = sys_now_ms(); /* the preferred leader waits its turn */
+            replica_transfer(g->rep, w->size);
+            after_replica(g);
+        }
+        break;
     case WIRE_QUIESCE:
         if (!g->rep) {
             /* A leader's state, for a node without a replica. */
@@ -1255,6 +1264,27 @@ static void on_repair_resp(struct pgroup *g, uint32_t from, const struct wire_ca
 uint64_t pgroup_repaired(const struct pgroup *g)
 {
     return g->repaired;
+}
+
+int pgroup_transfer(struct pgroup *g, uint32_t to)
+{
+    bool replica = false;
+    for (uint32_t i = 0; i < g->nrep; i++)
+        replica |= g->replicas[i] == to;
+    if (!replica)
+        return -EINVAL;
+    uint32_t l = leader_of(g);
+    if (!l)
+        return -EAGAIN; /* no leader known now: ask again */
+    if (l == to)
+        return 0;
+    struct wire_call w = {.kind = WIRE_TRANSFER, .req = cluster_next_req(g->c), .group = g->id,
+                          .size = to};
+    if (l == g->self) {
+        pgroup_call(g, g->self, &w);
+        return 0;
+    }
+    return cluster_send_call(g->c, l, &w) == 0 ? 0 : -EAGAIN;
 }
 
 bool pgroup_leader_elsewhere(const struct pgroup *g)

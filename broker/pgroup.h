@@ -101,6 +101,12 @@ void pgroup_save_commit(struct pgroup *g);
  * pgroup.c, repair).  Entries repaired so far: pgroup_repaired. */
 void pgroup_repair(struct pgroup *g, uint64_t off);
 uint64_t pgroup_repaired(const struct pgroup *g);
+/* Asks the group's leader to hand leadership to replica `to` (setfattr
+ * user.leader): 0 once asked (the transfer follows, or not: see
+ * user.leader), -EINVAL when `to` holds no replica, -EAGAIN when no leader
+ * is known or reachable now.  The preferred leader gets it back later. */
+int pgroup_transfer(struct pgroup *g, uint32_t to);
+
 /* Whether another node leads, or may soon (and may serve a read this
  * replica cannot). */
 bool pgroup_leader_elsewhere(const struct pgroup *g);

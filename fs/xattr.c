@@ -124,6 +124,22 @@ void xattr_set(fuse_req_t req, fuse_ino_t ino, const char *name, const char *val
     struct node n = node_resolve(f, ino);
     char val[64];
     int rc;
+    if (n.kind == N_PART && !strcmp(name, "user.leader") && part_replicated(n.p)) {
+        /* A leadership transfer (Kafka's preferred/manual election). */
+        int64_t to;
+        if (size >= sizeof(val) || (flags & XATTR_CREATE)) {
+            rc = size >= sizeof(val) ? -EINVAL : -EEXIST;
+        } else {
+            memcpy(val, value, size);
+            val[size] = '\0';
+            if (size && val[size - 1] == '\n')
+                val[size - 1] = '\0';
+            rc = cfg_parse_i64(val, 1, INT32_MAX, &to) < 0 ? -EINVAL
+                                                            : part_transfer(n.p, (uint32_t)to);
+        }
+        fuse_reply_err(req, -rc);
+        return;
+    }
     if (n.kind != N_TOPIC || strncmp(name, "user.", 5) != 0 ||
         topic_get(f->b, n.t, name + 5, val, sizeof(val)) < 0) {
         rc = change_refused(&n, name, flags & XATTR_REPLACE ? -ENODATA : -ENOTSUP);

@@ -470,6 +470,10 @@ int wire_call_encode(struct wire_buf *b, const struct wire_call *c)
         wire_put_u64(b, c->off);
         wire_put_u32(b, c->n);
         break;
+    case WIRE_TRANSFER:
+        wire_put_u64(b, c->group);
+        wire_put_u32(b, c->size);
+        break;
     case WIRE_REPAIR_RESP:
         wire_put_u64(b, c->group);
         wire_put_u32(b, (uint32_t)c->status);
@@ -580,6 +584,10 @@ int wire_call_decode(const uint8_t *body, size_t len, struct wire_call *c)
         c->n = wire_get_u32(&r);
         if (c->n == 0 || c->n > WIRE_REPAIR_MAX)
             r.bad = true;
+        break;
+    case WIRE_TRANSFER:
+        c->group = wire_get_u64(&r);
+        c->size = wire_get_u32(&r);
         break;
     case WIRE_REPAIR_RESP: {
         c->group = wire_get_u64(&r);

@@ -66,6 +66,9 @@
  *                                    then n entries, each: ts u64, flags
  *                                    u32, len u32, aux_len u32, side data,
  *                                    record bytes (exactly what is left)
+ *                        TRANSFER    group u64, to u32: hand the group's
+ *                                    leadership to node `to` (setfattr
+ *                                    user.leader; no answer)
  *                                    (what is left, at most READ_MAX)
  */
 #ifndef MK_WIRE_H
@@ -216,6 +219,7 @@ enum wire_call_kind {
     WIRE_SYNC_RESP,
     WIRE_REPAIR_REQ,
     WIRE_REPAIR_RESP,
+    WIRE_TRANSFER,
     WIRE_NCALLS
 };
 

@@ -3,7 +3,11 @@
 # agree on one leader and term; `kill -9` of the leader, three times over, is
 # followed by a new leader of a higher term on the two others (the time is
 # logged), and the killed node, restarted on its stale mount, follows it;
-# each node's hard state is in DATA_DIR/metadata/raftstate.
+# each node's hard state is in DATA_DIR/metadata/raftstate.  Then a
+# partition's leadership is handed over by hand from any node (setfattr
+# user.leader, Kafka's manual election): the named replica leads, a node
+# that holds no replica is refused with EINVAL, and the preferred leader
+# takes it back ~2 s later.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" || exit 1
 
 PORT=$((19000 + RANDOM % 2000))
@@ -54,5 +58,21 @@ for round in 1 2 3; do
 done
 grep -q "metadata group: node $LEADER leads" "$T/d$LEADER/minikafka.log" ||
     fail "the leader did not log its leadership"
+
+mkdir "$T/m1/lt" || fail "mkdir lt"
+pleader() { getfattr --absolute-names --only-values -n user.leader "$T/m$1/lt/0" 2>/dev/null; }
+led() { local l; l=$(pleader 1); [[ $l =~ ^[123]$ ]] && [[ $(pleader 2) == "$l" && $(pleader 3) == "$l" ]]; }
+wait_until 10 "lt/0 has a leader every node names" led
+pref=$(getfattr --absolute-names --only-values -n user.replicas "$T/m1/lt/0" | cut -d, -f1)
+isp() { led && [[ $(pleader 1) == "$pref" ]]; }
+wait_until 10 "the preferred replica $pref leads lt/0" isp
+to=$((pref % 3 + 1))
+via=$((to % 3 + 1)) # asked on a node that is neither
+setfattr -n user.leader -v "$to" "$T/m$via/lt/0" || fail "setfattr user.leader=$to on node $via"
+moved() { [[ $(pleader 1) == "$to" && $(pleader 2) == "$to" && $(pleader 3) == "$to" ]]; }
+wait_until 5 "node $to leads lt/0 after the manual election" moved
+expect_errno EINVAL setxattr "$T/m1/lt/0" user.leader 9
+back() { [[ $(pleader 1) == "$pref" && $(pleader 2) == "$pref" ]]; }
+wait_until 10 "the preferred leader $pref takes lt/0 back" back
 for i in 1 2 3; do MK_PID=${PID[$i]} MNT=$T/m$i mk_stop; done
 log ok

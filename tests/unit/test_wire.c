@@ -434,6 +434,10 @@ static struct wire_call sample_call(uint8_t kind)
         c.off = 0xb1b2b3b4b5b6b7b8ull;
         c.n = WIRE_REPAIR_MAX;
         break;
+    case WIRE_TRANSFER:
+        c.group = 0xd1d2d3d4d5d6d7d8ull;
+        c.size = 0xc1c2c3c4u; /* to */
+        break;
     case WIRE_REPAIR_RESP: {
         /* Two entries: a record with side data, a NOOP. */
         struct wire_repair_entry e1 = {.ts = 0x1112131415161718ll,
