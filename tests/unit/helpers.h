@@ -22,6 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
 #include <xxhash.h>
@@ -87,6 +90,27 @@ static inline void th_flip(const char *path, off_t off)
     c ^= 0x20;
     cr_assert_eq(pwrite(fd, &c, 1, off), 1);
     close(fd);
+}
+
+/* A base port such that base+1 .. base+n on 127.0.0.1 are free now, below
+ * the ephemeral range (tests run in parallel, next to other tools). */
+static inline uint16_t th_free_ports(int n)
+{
+    for (int tries = 0; tries < 500; tries++) {
+        uint16_t base = (uint16_t)(12000 + ((getpid() + tries * 7919) % 1900) * 10);
+        bool ok = true;
+        for (int k = 1; k <= n && ok; k++) {
+            int fd = socket(AF_INET, SOCK_STREAM, 0);
+            struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)(base + k))};
+            inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+            ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+            close(fd);
+        }
+        if (ok)
+            return base;
+    }
+    cr_assert_fail("no %d free ports found", n);
+    return 0;
 }
 
 /* Reads the first n bytes of a file. */

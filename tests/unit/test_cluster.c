@@ -60,7 +60,7 @@ static void setup(void)
     signal(SIGPIPE, SIG_IGN);
     tmp = th_mkdtemp();
     cr_assert_eq(uv_loop_init(&loop), 0);
-    uint16_t base = (uint16_t)(40000 + (getpid() % 2000) * 10);
+    uint16_t base = th_free_ports(N);
     for (int i = 1; i <= N; i++) {
         th_path(dirs[i], "%s/n%d", tmp, i);
         cr_assert_eq(mkdir(dirs[i], 0755), 0);

@@ -105,7 +105,7 @@ static void setup(void)
     signal(SIGPIPE, SIG_IGN);
     memset(nodes, 0, sizeof(nodes));
     cr_assert_eq(uv_loop_init(&loop), 0);
-    base_port = (uint16_t)(20000 + (getpid() % 2000) * 10);
+    base_port = th_free_ports(9);
 }
 
 static void teardown(void)
