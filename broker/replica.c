@@ -62,7 +62,13 @@ struct replica {
     bool processing;
     struct arena *arena; /* payloads returned by log_entries, until advanced */
     uint8_t snap[8];     /* the log start position, as "snapshot" data */
+    struct raft_conf conf; /* opt.conf points here */
+    bool failed;         /* a write failed: the core restarts (reboot) */
+    int64_t failed_log_ms;
+    uint64_t reboots;
 };
+
+static int core_new(struct replica *r, bool rebuilding, struct raft **out);
 
 /* ------------------------------------------------------------ payloads */
 
@@ -488,6 +494,63 @@ static void send_split(struct replica *r, const struct raft_msg *m)
     }
 }
 
+/* Logged at most every 5 s per replica (a full disk fails every step). */
+static void fail_log(struct replica *r, const char *what, uint64_t at, int rc)
+{
+    int64_t now = sys_now_ms();
+    if (now - r->failed_log_ms < 5000)
+        return;
+    r->failed_log_ms = now;
+    mk_log(MK_ERROR, "%s: %s %" PRIu64 ": %s: the group restarts from what its log holds%s",
+           r->log->dir, what, at, strerror(-rc),
+           r->reboots ? " (again; further failures within 5 s not logged)" : "");
+}
+
+/* A write of entries or of the hard state failed: the core believes in
+ * entries (or a term, a vote) the log does not hold, and must not act on
+ * them — a leader would answer forwarded writes it never stored, take
+ * resends for new writes, and lead on a log it cannot extend.  It is
+ * replaced by a new one made from what the log holds (as after a restart):
+ * a follower of the term on disk, which catches up from whoever leads
+ * once its writes succeed again. */
+static void reboot(struct replica *r)
+{
+    struct raft *fresh;
+    bool rebuilding = raft_rebuilding(r->raft);
+    r->failed = false;
+    r->reboots++;
+    /* The new core takes every entry of the log for durable, as after a
+     * restart: what was written and not yet synced is synced now, or, if
+     * that fails too (a full disk), cut off (this node acknowledged none
+     * of it, and shows none of it: only persisted entries are applied). */
+    if (plog_next_off(r->log) > r->synced_index) {
+        struct plog_sync s;
+        int src = plog_sync_prepare_off(r->log, r->synced_index, &s);
+        if (src == 0)
+            src = plog_sync_run(&s);
+        if (src < 0 && r->synced_index >= plog_first_off(r->log))
+            src = plog_truncate(r->log, r->synced_index);
+        if (src < 0) {
+            /* Neither: the old core stays silent; tried again next time. */
+            r->failed = true;
+            return;
+        }
+        r->synced_index = plog_next_off(r->log);
+    }
+    r->written_index = plog_next_off(r->log);
+    r->written_term = plog_term_at(r->log, plog_next_off(r->log) - 1);
+    if (r->synced_index > r->written_index)
+        r->synced_index = r->written_index;
+    r->trunc_gen++; /* a sync job in flight reports nothing */
+    int rc = core_new(r, rebuilding, &fresh);
+    if (rc < 0) {
+        mk_log(MK_ERROR, "%s: restarting the group: %s", r->log->dir, strerror(-rc));
+        return; /* the old core goes on, saying nothing until the next failure */
+    }
+    raft_free(r->raft);
+    r->raft = fresh;
+}
+
 static uint64_t end_pos_after(const struct replica *r, uint64_t off_exclusive)
 {
     struct seg_entry e;
@@ -521,21 +584,24 @@ static void process(struct replica *r)
                 r->written_term = rd.snap.log_term;
             }
         }
-        if (rd.n_entries) {
+        if (rd.n_entries && !r->failed) {
             int rc = write_entries(r, rd.entries, rd.n_entries);
             if (rc < 0) {
-                mk_log(MK_ERROR, "%s: writing entries %" PRIu64 "..: %s", r->log->dir,
-                       rd.entries[0].index, strerror(-rc));
+                fail_log(r, "writing entries", rd.entries[0].index, rc);
                 send = false; /* nothing may be promised about them */
+                r->failed = true;
             }
         }
-        if (rd.hs_changed) {
+        if (rd.hs_changed && !r->failed) {
             int rc = plog_hardstate_write(r->log, rd.term, rd.vote);
             if (rc < 0) {
-                mk_log(MK_ERROR, "%s: hard state: %s", r->log->dir, strerror(-rc));
+                fail_log(r, "hard state", rd.term, rc);
                 send = false; /* a vote is never granted from memory only */
+                r->failed = true;
             }
         }
+        if (r->failed)
+            send = false; /* the core is ahead of the log: it says nothing more */
         for (size_t i = 0; send && i < rd.n_msgs; i++)
             send_split(r, &rd.msgs[i]);
         if (rd.apply_hi >= rd.apply_lo && rd.apply_hi > 0)
@@ -546,6 +612,10 @@ static void process(struct replica *r)
         arena_free(r); /* the messages that pointed into it are sent */
         if (reset)
             raft_reset_done(r->raft, reset_index, reset_term);
+        if (r->failed) {
+            reboot(r);
+            break;
+        }
     }
     r->processing = false;
     start_sync(r);
@@ -574,9 +644,27 @@ int replica_open(struct replica **out, uv_loop_t *loop, struct plog *log,
     r->log = log;
     r->io = *io;
     r->opt = *opt;
+    if (opt->conf) {
+        r->conf = *opt->conf;
+        r->opt.conf = &r->conf;
+    }
     /* After recovery everything in the log is durable. */
     r->written_index = r->synced_index = plog_next_off(log);
     r->written_term = plog_term_at(log, plog_next_off(log) - 1);
+    int rc = core_new(r, opt->rebuilding, &r->raft);
+    if (rc < 0) {
+        free(r);
+        return rc;
+    }
+    *out = r;
+    return 0;
+}
+
+/* A core over r's log, with the hard state the log holds. */
+static int core_new(struct replica *r, bool rebuilding, struct raft **out)
+{
+    const struct replica_options *opt = &r->opt;
+    struct plog *log = r->log;
     struct raft_options ro = {
         .id = opt->id,
         .election_ticks = opt->election_ticks,
@@ -585,8 +673,8 @@ int replica_open(struct replica **out, uv_loop_t *loop, struct plog *log,
         .max_msg_bytes = SPLIT_BYTES,
         .pre_vote = true,
         .check_quorum = true,
-        .rebuilding = opt->rebuilding,
-        .seed = opt->seed,
+        .rebuilding = rebuilding,
+        .seed = opt->seed + r->reboots,
         .term = log->hs_term,
         .vote = log->hs_vote,
         .conf = opt->conf,
@@ -602,13 +690,7 @@ int replica_open(struct replica **out, uv_loop_t *loop, struct plog *log,
                 .snapshot = log_snapshot,
                 .bytes = log_bytes},
     };
-    int rc = raft_new(&ro, &r->raft);
-    if (rc < 0) {
-        free(r);
-        return rc;
-    }
-    *out = r;
-    return 0;
+    return raft_new(&ro, out);
 }
 
 static void replica_free(struct replica *r)
