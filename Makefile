@@ -95,6 +95,7 @@ TEST_TARGETS += unit unit-asan unit-valgrind
 -include raft/raft.mk
 -include tests/e2e/e2e.mk
 -include tests/chaos/chaos.mk
+-include tests/chaos/chaos-run.mk
 -include tests/bench/bench.mk
 
 test: all $(MK_ASAN)
