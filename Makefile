@@ -97,6 +97,7 @@ TEST_TARGETS += unit unit-asan unit-valgrind
 -include tests/chaos/chaos.mk
 -include tests/chaos/chaos-run.mk
 -include tests/bench/bench.mk
+-include tests/fuzz/fuzz.mk
 
 test: all $(MK_ASAN)
 	@set -e; for t in $(TEST_TARGETS); do \
