@@ -83,6 +83,7 @@ struct conn {
     size_t body_got;
     size_t queued; /* bytes handed to uv_write, not yet written */
     uint64_t since_ms, last_rx_ms, last_ping_ms;
+    uint64_t ping_nonce, ping_ns; /* the last PING sent: only its PONG counts */
     struct conn *prev, *next;
 };
 
@@ -115,6 +116,8 @@ struct netport {
     uint64_t refused, bad_frames, unroutable; /* unidentified senders */
     uint64_t ping_nonce;
     uint64_t stranger_events, stranger_log_ms;
+    unsigned stranger_logged; /* lines since stranger_log_ms */
+    char stranger_last[96];   /* the reason last logged */
     int open_handles;
     bool closing;
     struct wire_buf wb;
@@ -140,9 +143,17 @@ static struct peer *peer_by_id(struct netport *np, uint32_t id)
     return NULL;
 }
 
+/* The reason shown in .cluster (error="..."): quotes and backslashes,
+ * which a peer's refusal text may carry, become ' and / so that the field
+ * stays one quoted value. */
 static void peer_error(struct peer *p, const char *fmt, const char *detail)
 {
     snprintf(p->last_error, sizeof(p->last_error), fmt, detail);
+    for (char *q = p->last_error; *q; q++)
+        if (*q == '"')
+            *q = '\'';
+        else if (*q == '\\')
+            *q = '/';
 }
 
 static void dial(struct peer *p);
@@ -214,14 +225,24 @@ static void conn_close(struct conn *c, const char *why)
             np->ops.peer(np->ops.ctx, p->cfg.id, false);
         schedule_retry(p);
     } else if (why && !p) {
-        /* Strangers (scanners, garbage) are logged at most once a minute. */
+        /* Strangers (scanners, garbage, refusals) are logged once per
+         * reason, at most 8 lines a minute: a scanner repeating itself, or
+         * a stranger varying its text, cannot fill the log. */
         np->stranger_events++;
-        if (!np->stranger_log_ms || now_ms(np) - np->stranger_log_ms >= 60000) {
+        uint64_t now = now_ms(np);
+        if (!np->stranger_log_ms || now - np->stranger_log_ms >= 60000) {
+            np->stranger_log_ms = now;
+            np->stranger_logged = 0;
+            np->stranger_last[0] = '\0';
+        }
+        if (np->stranger_logged < 8 &&
+            strncmp(why, np->stranger_last, sizeof(np->stranger_last) - 1) != 0) {
+            np->stranger_logged++;
+            snprintf(np->stranger_last, sizeof(np->stranger_last), "%s", why);
             mk_log(MK_WARN,
                    "cluster port: connection from an unidentified node: %s (%" PRIu64
                    " such events so far)",
                    why, np->stranger_events);
-            np->stranger_log_ms = now_ms(np);
         }
     }
     uv_close((uv_handle_t *)&c->tcp, conn_closed);
@@ -488,17 +509,13 @@ static void dispatch(struct conn *c)
         if (c->state == C_AUTH) {
             struct wire_refuse r;
             if (c->h.type == WIRE_REFUSE && wire_refuse_decode(body, len, &r) == 0) {
-                /* The dialer found our proof wrong: our secret differs. */
-                struct peer *cp = c->claimed;
+                /* The dialer found our proof wrong (our secret differs), or
+                 * says so: it proved nothing either, so this is a
+                 * stranger's word, logged as such (once per reason, at
+                 * most 8 lines a minute) and kept out of the peer's status. */
                 char why[300];
                 snprintf(why, sizeof(why), "it refused us: %s", r.text);
-                cp->refusals++;
-                if (strncmp(why, cp->last_error, sizeof(cp->last_error) - 1) != 0) {
-                    mk_log(MK_WARN, "peer %" PRIu32 " (%s:%u): %s", cp->cfg.id, cp->cfg.host,
-                           cp->cfg.port, why);
-                    peer_error(cp, "%.95s", why);
-                }
-                conn_close(c, NULL);
+                conn_close(c, why);
                 return;
             }
             if (c->h.type != WIRE_AUTH || wire_auth_decode(body, len, mac) < 0)
@@ -560,8 +577,8 @@ static void dispatch(struct conn *c)
         if (c->h.type == WIRE_PING) {
             if (wire_ping_encode(&np->wb, WIRE_PONG, &ping) == 0)
                 send_frame(c);
-        } else {
-            p->rtt_us = (int64_t)((uv_hrtime() - ping.sent_ns) / 1000);
+        } else if (ping.nonce == c->ping_nonce && ping.sent_ns == c->ping_ns) {
+            p->rtt_us = (int64_t)((uv_hrtime() - c->ping_ns) / 1000);
         }
         return;
     }
@@ -752,6 +769,8 @@ static void on_tick(uv_timer_t *t)
             conn_close(c, "silent for 5 s: connection closed");
         } else if (c->state == C_UP && now - c->last_ping_ms >= PING_MS) {
             struct wire_ping p = {.nonce = ++np->ping_nonce, .sent_ns = uv_hrtime()};
+            c->ping_nonce = p.nonce;
+            c->ping_ns = p.sent_ns;
             c->last_ping_ms = now;
             if (wire_ping_encode(&np->wb, WIRE_PING, &p) == 0)
                 send_frame(c);

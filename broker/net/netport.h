@@ -16,7 +16,8 @@
  *
  * BAD INPUT.  A frame that fails any check of wire.h closes its connection,
  * is logged once for that connection and counted (per peer, or for the
- * port when the sender never identified itself); it changes nothing else.
+ * port when the sender never identified itself: such lines come once per
+ * reason, at most 8 a minute); it changes nothing else.
  * Before the handshake a body may be at most 1 KiB, so a stranger cannot make
  * the port reserve memory.
  *
