@@ -100,6 +100,6 @@ fuzz-merge: fuzz-build
 	[ $$kb -lt 200 ] || echo "fuzz-merge: over 200 KB: delete the non-seed files and merge again"
 
 fuzz-corpus: $(FUZZ_DIR)/gen_corpus
-	$(FUZZ_DIR)/gen_corpus $(FUZZ_CORPUS) tests/fuzz/crashes
+	$(FUZZ_DIR)/gen_corpus $(FUZZ_CORPUS) $(FUZZ_CORPUS)/port
 
 TEST_TARGETS += fuzz-replay

@@ -739,15 +739,11 @@ static void check_status(void)
     for (const char *q = text; q < nl; q++)
         ORACLE(*q >= 0x20 && *q <= 0x7e, "error=... has a control byte: %s", line);
     const char *quote = memchr(text, '"', (size_t)(nl - 1 - text));
-    if (quote) {
-        /* KNOWN BUG (tests/fuzz/README.md, "Findings"): a REFUSE sent by a
-         * connection still in its handshake lands in the claimed peer's
-         * error, quotes included.  Fatal with FUZZ_PORT_STRICT. */
-        ORACLE(!g.strict, "a quote inside error=\"...\": %s", line);
-        if (g.quote_seen++ == 0)
-            fprintf(report, "fuzz_port: known bug seen (not fatal without FUZZ_PORT_STRICT): %s",
-                    line);
-    }
+    /* Fixed (tests/fuzz/README.md, "Findings"): a REFUSE sent by a
+     * connection still in its handshake landed in the claimed peer's error,
+     * quotes included; tests/fuzz/corpus/port/regress-refuse-quote replays it. */
+    ORACLE(!quote, "a quote inside error=\"...\": %s", line);
+    (void)g.quote_seen;
     free(buf);
 }
 

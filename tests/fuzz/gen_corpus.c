@@ -593,7 +593,8 @@ static void port_seeds(void)
 
 /* ------------------------------------------------------------ known bugs */
 
-/* Reproducers of the findings of README.md (fatal with FUZZ_PORT_STRICT=1). */
+/* Reproducers of the findings of README.md, kept in the port corpus so that
+ * fuzz-replay replays them (the bugs are fixed; the oracles are fatal). */
 static void crash_seeds(const char *crashes)
 {
     /* A connection in its handshake (HELLO sent, no AUTH yet) sends REFUSE
@@ -603,7 +604,7 @@ static void crash_seeds(const char *crashes)
     ok(wire_refuse_encode(&b, WIRE_REFUSE_AUTH, text));
     chunk_frame();
     char path[4096];
-    snprintf(path, sizeof(path), "%s/port-refuse-quote-in-status", crashes);
+    snprintf(path, sizeof(path), "%s/regress-refuse-quote", crashes);
     FILE *f = fopen(path, "wb");
     if (!f || fwrite(seq, 1, seq_len, f) != seq_len || fclose(f) != 0)
         die(path);
