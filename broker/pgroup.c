@@ -124,6 +124,7 @@ struct pgroup {
     int64_t repair_ms;
     unsigned repair_rr;  /* which replica to ask next */
     uint64_t repaired;   /* entries rewritten from another replica */
+    int64_t probe_ms;    /* without a replica: when a leader was last looked for */
 };
 
 static void settle(struct pgroup *g);
@@ -136,7 +137,7 @@ static const char *gname(const struct pgroup *g)
     return buf;
 }
 static void on_read_req(struct pgroup *g, uint32_t from, const struct wire_call *w);
-static void on_read_resp(struct pgroup *g, const struct wire_call *w);
+static void on_read_resp(struct pgroup *g, uint32_t from, const struct wire_call *w);
 static void on_repair_req(struct pgroup *g, uint32_t from, const struct wire_call *w);
 static void on_repair_resp(struct pgroup *g, uint32_t from, const struct wire_call *w);
 static void reads_tick(struct pgroup *g, int64_t now);
@@ -694,7 +695,7 @@ void pgroup_call(struct pgroup *g, uint32_t from, const struct wire_call *w)
         on_read_req(g, from, w);
         break;
     case WIRE_READ_RESP:
-        on_read_resp(g, w);
+        on_read_resp(g, from, w);
         break;
     case WIRE_REPAIR_REQ:
         on_repair_req(g, from, w);
@@ -825,6 +826,15 @@ static bool leader_idle(const struct pgroup *g)
     return true;
 }
 
+static void probe_done(void *arg, int status, const void *data, size_t n, uint64_t end)
+{
+    (void)arg;
+    (void)status;
+    (void)data;
+    (void)n;
+    (void)end;
+}
+
 void pgroup_tick(struct pgroup *g, int64_t now)
 {
     for (struct pwrite *w = g->wh; w;) {
@@ -840,6 +850,13 @@ void pgroup_tick(struct pgroup *g, int64_t now)
     }
     if (g->reads)
         reads_tick(g, now);
+    if (!g->rep && !g->leader_hint && !g->reads && now - g->probe_ms >= 1000) {
+        /* A node without a replica that knows no leader (it was down when
+         * the partition was made, and a quiet leader says nothing) asks:
+         * an empty read finds the leader. */
+        g->probe_ms = now;
+        pgroup_read(g, 0, 0, probe_done, NULL);
+    }
     if (!g->rep || g->quiet)
         return;
     replica_tick(g->rep);
@@ -979,13 +996,15 @@ static void on_read_req(struct pgroup *g, uint32_t from, const struct wire_call 
     free(buf);
 }
 
-static void on_read_resp(struct pgroup *g, const struct wire_call *w)
+static void on_read_resp(struct pgroup *g, uint32_t from, const struct wire_call *w)
 {
     struct pread *r = g->reads;
     while (r && r->req != w->req)
         r = r->next;
     if (!r)
         return;
+    if (w->status == 0 && !g->rep)
+        g->leader_hint = from; /* only the leader serves reads */
     if (w->status == RAFT_ENOTLEADER) {
         if (w->off && w->off <= UINT32_MAX && w->off != g->self)
             g->leader_hint = (uint32_t)w->off;

@@ -147,8 +147,10 @@ static int w_rename(const char *from, const char *to)
     if (r == 0) {
         pthread_mutex_lock(&mu);
         struct pfile *f;
-        if (replaced && (f = find(old.st_dev, old.st_ino)) && !(known && f->ino == st.st_ino))
+        if (replaced && (f = find(old.st_dev, old.st_ino)) && !(known && f->ino == st.st_ino)) {
+            free(f->path);
             *f = files[--nfiles]; /* the replaced file is gone */
+        }
         if (known && (f = find(st.st_dev, st.st_ino))) {
             free(f->path);
             f->path = strdup(to);
