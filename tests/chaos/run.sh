@@ -19,8 +19,7 @@ set -uo pipefail
 CHAOS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$CHAOS_DIR/../.." && pwd)
 ALL_FAULTS=kill,kill2,powercut,pause,partition-majority,isolate,bridge,oneway,disk-full,wipe,corrupt,leader-transfer,topic-create
-# corrupt is not a default: the product does not repair a damaged segment yet.
-DEFAULT_FAULTS=kill,kill2,powercut,pause,partition-majority,isolate,bridge,oneway,disk-full,wipe,leader-transfer,topic-create
+DEFAULT_FAULTS=$ALL_FAULTS
 
 usage() {
     cat >&2 <<EOF
@@ -30,7 +29,7 @@ usage: $0 [-n 3|5] [-s SEED] [-d SECS] [-o OUTDIR] [-f FAULTS] [-t TxP] [-e ERRN
   -d SECS    seconds of faults (default 60)
   -o OUTDIR  run dir (default build/chaos/run-SEED-NODESn)
   -f FAULTS  comma list from: ${ALL_FAULTS//,/ }
-             (default: all but corrupt)
+             (default: all)
   -t TxP     topics x partitions (default 2x3)
   -e ERRNOS  passed to check.py as --definite-errnos
   -k         keep the data dirs and final copies on success too
@@ -156,8 +155,6 @@ trap 'dlog "interrupted (SIGTERM/SIGINT, or the run limit of $((SECS + 1200)) s)
 # --- the schedule ----------------------------------------------------------------------------
 dlog "chaos: seed=$SEED nodes=$NODES duration=${SECS}s topics=${NTOPICS}x$NPARTS faults=$FAULTS"
 dlog "chaos: replay with: bash tests/chaos/run.sh -n $NODES -s $SEED -d $SECS -f $FAULTS -t $TOPICS"
-[[ ,$FAULTS, == *,corrupt,* ]] ||
-    dlog "chaos: fault 'corrupt' (damaged segment) is excluded by default: the product does not repair corruption yet (-f ...,corrupt to include it)"
 dlog "chaos: run dir $OUT"
 gen_schedule "$SEED" "$NODES" "$SECS" "$FAULTS" >"$OUT/schedule.txt" || die "the schedule generator failed"
 DISK_NODE=0

@@ -11,6 +11,11 @@
 #    scrub pass with nothing found.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" || exit 1
 
+flip() { # FILE OFFSET MASK: XORs one byte
+    $PY -c 'import sys
+p, at, m = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+b = bytearray(open(p, "rb").read()); b[at] ^= m; open(p, "wb").write(b)' "$@" || fail "flipping byte $2 of $1"
+}
 OPTS=log.segment.bytes=4096,scrub.bytes.per.sec=1048576,scrub.interval.ms=500
 mk_start -o "$OPTS"
 mkdir "$MNT/t" "$MNT/ok"
@@ -32,13 +37,7 @@ segs=($(ls "$P"/*.log | sort))
 ((${#segs[@]} >= 4)) || fail "expected several segments of 4096 bytes, found ${#segs[@]}"
 seg=${segs[1]}     # sealed
 size=$(stat -c %s "$seg")
-$PY - "$seg" <<'PYEOF' || fail "flipping a byte"
-import sys
-p = sys.argv[1]
-b = bytearray(open(p, 'rb').read())
-b[100] ^= 0x01
-open(p, 'wb').write(b)
-PYEOF
+flip "$seg" 100 1
 mk_start -o "$OPTS"
 expect_fail() { "$@" >/dev/null 2>"$T/err" && fail "$* succeeded over damaged data"; grep -q "Input/output error" "$T/err" || fail "$*: $(cat "$T/err")"; }
 expect_fail cat "$MNT/t/0"
@@ -57,21 +56,9 @@ mk_umount_stop
 
 # Damage nobody reads: an index entry, and a sealed .log cut short.  The scrub
 # finds both (damaged counts them) without any read of the partition file.
-$PY - "$seg" <<'PYEOF' || fail "undoing the flip"
-import sys
-p = sys.argv[1]
-b = bytearray(open(p, 'rb').read())
-b[100] ^= 0x01
-open(p, 'wb').write(b)
-PYEOF
+flip "$seg" 100 1 # undone
 idx=${segs[2]%.log}.idx
-$PY - "$idx" <<'PYEOF' || fail "flipping an index byte"
-import sys
-p = sys.argv[1]
-b = bytearray(open(p, 'rb').read())
-b[32 + 48 * 3 + 9] ^= 0x40  # the 4th entry's timestamp
-open(p, 'wb').write(b)
-PYEOF
+flip "$idx" $((32 + 48 * 3 + 9)) 64 # the 4th entry's timestamp
 truncate -s 1000 "${segs[1]}"
 mk_start -o "$OPTS"
 field() { grep -E "^scrub" "$MNT/.cluster" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
