@@ -30,3 +30,20 @@ chaos: deps $(CHAOS_MK) $(CHAOS_RUN_TOOLS)
 
 chaos-short:
 	@$(MAKE) --no-print-directory chaos CHAOS_SECS=60
+
+# In make test (CI), bounded: the checker's own test; one run of 3 nodes and
+# one of 5 with fixed seeds (make chaos explores random ones); and the
+# mutants of tests/chaos/mutants.py, each of which must be caught.
+CHAOS_CI_SECS ?= 45
+.PHONY: chaos-ci chaos-mutants
+chaos-ci: deps $(MK) $(CHAOS_RUN_TOOLS)
+	@rc=0; for spec in 3:101 5:102; do n=$${spec%%:*}; s=$${spec##*:}; \
+	  echo "=== chaos-ci: $$n nodes, seed $$s, $(CHAOS_CI_SECS) s"; \
+	  MK=$(MK) CHAOS_BIN=$(BUILD)/chaos bash tests/chaos/run.sh -n $$n -s $$s -d $(CHAOS_CI_SECS) \
+	    -o $(BUILD)/chaos/ci-$$s-$${n}n || rc=1; \
+	done; exit $$rc
+
+chaos-mutants: deps $(CHAOS_RUN_TOOLS)
+	@bash tests/chaos/mutants.sh -n 3 -d 30 -S 3
+
+TEST_TARGETS += chaos-check-test chaos-ci chaos-mutants

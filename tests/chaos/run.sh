@@ -666,9 +666,16 @@ converged() {
 }
 check_reg converged
 t_conv=$(now_us)
-for ((i = 0; i < 120; i++)); do converged && break; watch_daemons; sleep 1; done
+# A deadline, not a count: a converged() over hung mounts takes seconds.
+conv_ok=0
+while :; do
+    converged && { conv_ok=1; break; }
+    (($(now_us) - t_conv >= 120000000)) && break
+    watch_daemons
+    sleep 1
+done
 for x in "${STALE[@]}"; do dlog "note: stale leader view: $x"; done
-if ((i < 120)); then
+if ((conv_ok)); then
     dlog "converged: $(fmt_ms $((($(now_us) - t_conv) / 1000))) s after the writers stopped"
 else
     check_fail converged "not converged within 120 s: $CONV_WHY"
