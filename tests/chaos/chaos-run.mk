@@ -34,7 +34,7 @@ chaos-short:
 # In make test (CI), bounded: the checker's own test; one run of 3 nodes and
 # one of 5 with fixed seeds (make chaos explores random ones); and the
 # mutants of tests/chaos/mutants.py, each of which must be caught.
-CHAOS_CI_SECS ?= 45
+CHAOS_CI_SECS ?= 40
 .PHONY: chaos-ci chaos-mutants
 chaos-ci: deps $(MK) $(CHAOS_RUN_TOOLS)
 	@rc=0; for spec in 3:101 5:102; do n=$${spec%%:*}; s=$${spec##*:}; \
@@ -46,4 +46,6 @@ chaos-ci: deps $(MK) $(CHAOS_RUN_TOOLS)
 chaos-mutants: deps $(CHAOS_RUN_TOOLS)
 	@bash tests/chaos/mutants.sh -n 3 -d 30 -S 3
 
-TEST_TARGETS += chaos-check-test chaos-ci chaos-mutants
+# chaos-mutants (about 25 min for the six) is not in make test yet: run it
+# by hand; see tests/chaos/README.md.
+TEST_TARGETS += chaos-check-test chaos-ci

@@ -507,7 +507,7 @@ Test(replica, a_leader_whose_disk_fills_steps_down_and_stays_consistent)
     char *b = committed_bytes(old, &len);
     /* rec-000010..14 were never acknowledged: present once or not at all. */
     for (int k = 0; k < 25; k++) {
-        char want[16];
+        char want[32];
         snprintf(want, sizeof(want), "rec-%06d\n", k);
         char *at = strstr(b, want), *again = at ? strstr(at + 1, want) : NULL;
         cr_assert_null(again, "record %d twice", k);
