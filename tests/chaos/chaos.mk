@@ -10,11 +10,11 @@
 CHAOS_BIN   := $(BUILD)/chaos
 CHAOS_TOOLS := $(CHAOS_BIN)/cwriter $(CHAOS_BIN)/creader
 
-$(CHAOS_BIN)/cwriter: tests/chaos/cwriter.c
+$(CHAOS_BIN)/cwriter: tests/chaos/cwriter.c tests/chaos/tool.h
 	@mkdir -p $(dir $@)
 	$(CC) $(BASEFLAGS) $(OPT) -o $@ $<
 
-$(CHAOS_BIN)/creader: tests/chaos/creader.c
+$(CHAOS_BIN)/creader: tests/chaos/creader.c tests/chaos/tool.h
 	@mkdir -p $(dir $@)
 	$(CC) $(BASEFLAGS) $(OPT) -o $@ $<
 

@@ -60,42 +60,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tests/chaos/tool.h"
+
 #define RECSIZE_MIN   32
 #define RECSIZE_MAX   65536
 #define BATCH_MAX     65536
 #define WRITE_MAX     (64u << 20) /* bytes in one attempt */
 #define WID_MAX       999999999u
 #define OPEN_RETRY_NS 50000000LL
-
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-/* Sleeps ns nanoseconds; a signal ends the sleep early (the caller looks at
- * stop_requested). */
-static void sleep_ns(int64_t ns)
-{
-    struct timespec ts = {.tv_sec = ns / 1000000000LL, .tv_nsec = ns % 1000000000LL};
-    nanosleep(&ts, NULL);
-}
 
 /* ---- the log ------------------------------------------------------------ */
 
