@@ -105,36 +105,6 @@ static void logf_line(const char *fmt, ...)
 
 /* ---- arguments ---------------------------------------------------------- */
 
-/* Parses a plain decimal number in [0, max]; 0 on success, -1 otherwise. */
-static int parse_u64(const char *s, uint64_t max, uint64_t *out)
-{
-    uint64_t v = 0;
-    if (*s == '\0')
-        return -1;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9')
-            return -1;
-        unsigned d = (unsigned)(*s - '0');
-        if (v > (max - d) / 10)
-            return -1;
-        v = v * 10 + d;
-    }
-    *out = v;
-    return 0;
-}
-
-/* Parses seconds (fractions allowed) in [0, 1e7]; 0 on success, -1 otherwise. */
-static int parse_secs(const char *s, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno != 0 || end == s || *end != '\0' || !isfinite(v) || v < 0 || v > 1e7)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 static void usage(void)
 {
     fprintf(stderr, "usage: cwriter -w WID -f FILE -l LOG [-b BATCH] [-d SECS] [-n MAXWRITES] "
