@@ -633,13 +633,10 @@ size_t wire_repair_size(const struct wire_repair_entry *e)
 
 void wire_repair_put(uint8_t *out, const struct wire_repair_entry *e)
 {
-    uint64_t ts = (uint64_t)e->ts;
-    for (int i = 0; i < 8; i++)
-        out[i] = (uint8_t)(ts >> (8 * i));
-    uint32_t v[3] = {e->flags, e->len, e->aux_len};
-    for (int k = 0; k < 3; k++)
-        for (int i = 0; i < 4; i++)
-            out[8 + 4 * k + i] = (uint8_t)(v[k] >> (8 * i));
+    le_put64(out, (uint64_t)e->ts);
+    le_put32(out + 8, e->flags);
+    le_put32(out + 12, e->len);
+    le_put32(out + 16, e->aux_len);
     if (e->aux_len && e->aux)
         memcpy(out + WIRE_REPAIR_ENTRY_HDR, e->aux, e->aux_len);
     if (e->len && e->rec)
