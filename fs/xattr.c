@@ -117,6 +117,16 @@ static int change_refused(const struct node *n, const char *name, int unknown)
 /* Topic settings always exist (they read back their effective value):
  * XATTR_CREATE of one is EEXIST.  Other names cannot be created (ENOTSUP),
  * and XATTR_REPLACE of a missing one is ENODATA, as on Linux file systems. */
+/* A value as a string (size < n): copied, one trailing newline dropped
+ * (setfattr -v "$(echo 5)" style). */
+static void value_text(char *out, const char *value, size_t size)
+{
+    memcpy(out, value, size);
+    out[size] = '\0';
+    if (size && out[size - 1] == '\n')
+        out[size - 1] = '\0';
+}
+
 void xattr_set(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,
                int flags)
 {
@@ -130,10 +140,7 @@ void xattr_set(fuse_req_t req, fuse_ino_t ino, const char *name, const char *val
         if (size >= sizeof(val) || (flags & XATTR_CREATE)) {
             rc = size >= sizeof(val) ? -EINVAL : -EEXIST;
         } else {
-            memcpy(val, value, size);
-            val[size] = '\0';
-            if (size && val[size - 1] == '\n')
-                val[size - 1] = '\0';
+            value_text(val, value, size);
             rc = cfg_parse_i64(val, 1, INT32_MAX, &to) < 0 ? -EINVAL
                                                             : part_transfer(n.p, (uint32_t)to);
         }
@@ -148,10 +155,7 @@ void xattr_set(fuse_req_t req, fuse_ino_t ino, const char *name, const char *val
     } else if (size >= sizeof(val)) {
         rc = -EINVAL;
     } else {
-        memcpy(val, value, size);
-        val[size] = '\0';
-        if (size && val[size - 1] == '\n') /* setfattr -v "$(echo 5)" style */
-            val[size - 1] = '\0';
+        value_text(val, value, size);
         struct broker_change_req r = {
             .kind = BC_SET, .topic = topic_name(n.t), .key = name + 5, .value = val};
         node_change(req, f, &r, CR_ERR, 0, ENODATA);
