@@ -201,6 +201,42 @@ typedef void (*part_done_cb)(void *arg, int status);
 int part_append(struct part *p, const struct iovec *iov, int iovcnt, const uint32_t *lens, size_t n,
                 part_done_cb cb, void *arg);
 
+/* One record of part_append_recs. */
+struct part_rec {
+    uint32_t len;       /* its bytes in the partition file, '\n' included */
+    const uint8_t *aux; /* side data (record.h: a Kafka record's key,
+                           headers, timestamp), NULL when aux_len is 0 */
+    uint32_t aux_len;
+};
+/* Status of part_append_recs: on success, the offset of the first record. */
+typedef void (*part_placed_cb)(void *arg, int status, uint64_t first_off);
+
+/* part_append for records that may carry side data and whose bytes may
+ * hold any byte, '\n' included before the last (a Kafka record's value):
+ * such records are never split by a recovery (record.h), and their
+ * acknowledgement waits for their index to be durable too.  Same rules
+ * otherwise; cb also gets where the records went. */
+int part_append_recs(struct part *p, const struct iovec *iov, int iovcnt,
+                     const struct part_rec *recs, size_t n, part_placed_cb cb, void *arg);
+
+/* A committed entry of p's log, by offset (what the Kafka protocol reads). */
+struct part_entry {
+    bool record;      /* a record; other entries (Raft's) take an offset
+                         but show nothing */
+    uint64_t pos;     /* its first byte in the partition file */
+    uint32_t len;     /* its bytes, '\n' included */
+    int64_t ts;       /* append time, ms */
+    uint32_t aux_len; /* bytes of side data (record.h) */
+};
+/* The entry at offset off: 0; -ENODATA below the first retained offset;
+ * -ERANGE at or past the commit point.  With aux (aux_cap >= its aux_len)
+ * its side data is read there too (-EMSGSIZE when it does not fit). */
+int part_entry(struct part *p, uint64_t off, struct part_entry *e, void *aux, size_t aux_cap);
+
+/* The first committed offset whose append time is >= ts_ms (the commit
+ * point when none is).  Binary search over the segments and their index. */
+uint64_t part_offset_for_time(struct part *p, int64_t ts_ms);
+
 /* Calls cb once everything appended so far is durable (fsync(2) on a
  * partition file, meaningful under fsync=never). */
 int part_sync(struct part *p, part_done_cb cb, void *arg);

@@ -413,7 +413,7 @@ static int propose_line(struct cluster *c, const char *line, size_t len, cluster
     struct iovec iov = {(void *)line, len};
     uint32_t l32 = (uint32_t)len;
     uint64_t first, term;
-    int rc = replica_propose(c->meta, &iov, 1, &l32, 1, sys_now_ms(), NULL, &first, &term);
+    int rc = replica_propose(c->meta, &iov, 1, &l32, NULL, NULL, 1, sys_now_ms(), NULL, &first, &term);
     if (rc < 0) {
         free(w);
         return rc;

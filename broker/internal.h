@@ -13,7 +13,9 @@
 /* One caller waiting for its records to become durable. */
 struct waiter {
     uint64_t end_pos; /* committed once commit_pos reaches this */
-    part_done_cb cb;
+    part_done_cb cb;      /* one of the two */
+    part_placed_cb pcb;   /* with first_off */
+    uint64_t first_off;
     void *arg;
     struct waiter *next;
 };

@@ -38,6 +38,15 @@
 
 static void job_start(struct part *p, struct part_job *j);
 
+static void answer(struct waiter *w, int status)
+{
+    if (w->pcb)
+        w->pcb(w->arg, status, w->first_off);
+    else
+        w->cb(w->arg, status);
+    free(w);
+}
+
 /* The term every record of a single node is written in.  The Raft layer will
  * pass the leader's term here. */
 #define SINGLE_NODE_TERM 1
@@ -127,8 +136,7 @@ static void fail_waiters(struct part *p, int status)
     p->wq_head = p->wq_tail = NULL;
     while (w) {
         struct waiter *next = w->next;
-        w->cb(w->arg, status);
-        free(w);
+        answer(w, status);
         w = next;
     }
 }
@@ -176,8 +184,7 @@ static void answer_committed(struct part *p)
         p->wq_head = w->next;
         if (!p->wq_head)
             p->wq_tail = NULL;
-        w->cb(w->arg, 0);
-        free(w);
+        answer(w, 0);
     }
 }
 
@@ -288,13 +295,16 @@ static void job_start(struct part *p, struct part_job *j)
     }
 }
 
-static int add_waiter(struct part *p, part_done_cb cb, void *arg)
+static int add_waiter(struct part *p, part_done_cb cb, part_placed_cb pcb, uint64_t first_off,
+                      void *arg)
 {
     struct waiter *w = malloc(sizeof(*w));
     if (!w)
         return -ENOMEM;
     w->end_pos = plog_end_pos(&p->log);
     w->cb = cb;
+    w->pcb = pcb;
+    w->first_off = first_off;
     w->arg = arg;
     w->next = NULL;
     if (p->wq_tail)
@@ -305,6 +315,43 @@ static int add_waiter(struct part *p, part_done_cb cb, void *arg)
     if (!p->sync_busy)
         job_start(p, &p->sync);
     return 0;
+}
+
+/* Appends to this node's own log (a single node): records as lens, or as
+ * items with side data; answers cb or pcb once they are committed. */
+static int append_local(struct part *p, const struct iovec *iov, int iovcnt, const uint32_t *lens,
+                        const struct seg_item *items, size_t n, part_done_cb cb,
+                        part_placed_cb pcb, void *arg)
+{
+    const struct mk_config *c = &p->b->cfg;
+    int64_t now = sys_now_ms();
+    int64_t ts = now > plog_active(&p->log)->last_ts ? now : plog_active(&p->log)->last_ts;
+    uint64_t before = plog_next_off(&p->log);
+    uint64_t seg_bytes = (uint64_t)topic_config_get(&p->t->conf, c, TOPIC_SEGMENT_BYTES);
+    int64_t seg_ms = topic_config_get(&p->t->conf, c, TOPIC_SEGMENT_MS);
+    int rc = items ? plog_append_items(&p->log, p->term, ts, iov, iovcnt, items, n, seg_bytes, seg_ms)
+                   : plog_append(&p->log, p->term, ts, iov, iovcnt, lens, n, seg_bytes, seg_ms);
+    if (rc < 0)
+        return rc;
+    if (c->fsync == MK_FSYNC_NEVER) {
+        /* Committed as soon as it is in the page cache (no waiters exist
+         * in this mode: part_sync syncs directly). */
+        p->commit_pos = plog_end_pos(&p->log);
+        p->commit_off = plog_next_off(&p->log);
+        p->mtime_ms = now;
+        if (pcb)
+            pcb(arg, 0, before);
+        else
+            cb(arg, 0);
+        return 0;
+    }
+    rc = add_waiter(p, cb, pcb, before, arg);
+    if (rc < 0) {
+        /* Cannot wait for it, so it must not stay; records appended before
+         * it belong to other waiters (a running job may be syncing them). */
+        plog_truncate(&p->log, before);
+    }
+    return rc;
 }
 
 int part_append(struct part *p, const struct iovec *iov, int iovcnt, const uint32_t *lens, size_t n,
@@ -320,30 +367,67 @@ int part_append(struct part *p, const struct iovec *iov, int iovcnt, const uint3
         cb(arg, 0);
         return 0;
     }
-    const struct mk_config *c = &p->b->cfg;
-    int64_t now = sys_now_ms();
-    int64_t ts = now > plog_active(&p->log)->last_ts ? now : plog_active(&p->log)->last_ts;
-    uint64_t before = plog_next_off(&p->log);
-    int rc = plog_append(&p->log, p->term, ts, iov, iovcnt, lens, n,
-                         (uint64_t)topic_config_get(&p->t->conf, c, TOPIC_SEGMENT_BYTES),
-                         topic_config_get(&p->t->conf, c, TOPIC_SEGMENT_MS));
-    if (rc < 0)
-        return rc;
-    if (c->fsync == MK_FSYNC_NEVER) {
-        /* Committed as soon as it is in the page cache (no waiters exist
-         * in this mode: part_sync syncs directly). */
-        p->commit_pos = plog_end_pos(&p->log);
-        p->commit_off = plog_next_off(&p->log);
-        p->mtime_ms = now;
-        cb(arg, 0);
+    return append_local(p, iov, iovcnt, lens, NULL, n, cb, NULL, arg);
+}
+
+/* Fills items from recs and checks the record bytes: each ends in '\n';
+ * one holding another '\n' is opaque. */
+static int recs_to_items(const struct iovec *iov, int iovcnt, const struct part_rec *recs,
+                         size_t n, struct seg_item *items)
+{
+    int vi = 0;
+    size_t voff = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t left = recs[i].len, newlines = 0;
+        uint8_t last = 0;
+        if (left == 0)
+            return -EINVAL;
+        while (left) {
+            while (vi < iovcnt && voff == iov[vi].iov_len) {
+                vi++;
+                voff = 0;
+            }
+            if (vi >= iovcnt)
+                return -EINVAL;
+            const uint8_t *b = (const uint8_t *)iov[vi].iov_base + voff;
+            size_t k = iov[vi].iov_len - voff < left ? iov[vi].iov_len - voff : left;
+            for (const uint8_t *q = b; (q = memchr(q, '\n', (size_t)(b + k - q))); q++)
+                newlines++;
+            last = b[k - 1];
+            voff += k;
+            left -= (uint32_t)k;
+        }
+        if (last != '\n')
+            return -EINVAL;
+        items[i] = (struct seg_item){.len = recs[i].len,
+                                     .kind = SEG_RECORD,
+                                     .aux = recs[i].aux,
+                                     .aux_len = recs[i].aux_len,
+                                     .opaque = newlines > 1 || recs[i].aux_len};
+    }
+    return 0;
+}
+
+int part_append_recs(struct part *p, const struct iovec *iov, int iovcnt,
+                     const struct part_rec *recs, size_t n, part_placed_cb cb, void *arg)
+{
+    if (!p->t)
+        return -ESTALE;
+    if (p->g)
+        return -EOPNOTSUPP; /* TODO(issue 9): a cluster's partition */
+    if (p->b->cfg.npeers && p->t->rf)
+        return -EAGAIN;
+    if (n == 0) {
+        cb(arg, 0, plog_next_off(&p->log));
         return 0;
     }
-    rc = add_waiter(p, cb, arg);
-    if (rc < 0) {
-        /* Cannot wait for it, so it must not stay; records appended before
-         * it belong to other waiters (a running job may be syncing them). */
-        plog_truncate(&p->log, before);
-    }
+    struct seg_item *items = malloc(n * sizeof(*items));
+    if (!items)
+        return -ENOMEM;
+    int rc = recs_to_items(iov, iovcnt, recs, n, items);
+    if (rc == 0)
+        rc = append_local(p, iov, iovcnt, NULL, items, n, NULL, cb, arg);
+    free(items);
     return rc;
 }
 
@@ -370,7 +454,42 @@ int part_sync(struct part *p, part_done_cb cb, void *arg)
         cb(arg, 0);
         return 0;
     }
-    return add_waiter(p, cb, arg);
+    return add_waiter(p, cb, NULL, 0, arg);
+}
+
+int part_entry(struct part *p, uint64_t off, struct part_entry *pe, void *aux, size_t aux_cap)
+{
+    if (!p->t)
+        return -ESTALE;
+    if (!p->local)
+        return -EREMOTE;
+    if (off < plog_first_off(&p->log))
+        return -ENODATA;
+    if (off >= p->commit_off)
+        return -ERANGE;
+    struct seg_entry e;
+    int rc = plog_entry(&p->log, off, &e);
+    if (rc < 0)
+        return rc;
+    *pe = (struct part_entry){.record = seg_kind_of(&e) == SEG_RECORD,
+                              .pos = e.pos,
+                              .len = e.len,
+                              .ts = e.ts,
+                              .aux_len = e.aux_len};
+    if (aux && e.aux_len) {
+        if (e.aux_len > aux_cap)
+            return -EMSGSIZE;
+        if ((rc = plog_read_aux(&p->log, off, &e, aux)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+uint64_t part_offset_for_time(struct part *p, int64_t ts_ms)
+{
+    if (!p->t || !p->local)
+        return p->commit_off;
+    return plog_offset_for_time(&p->log, ts_ms, p->commit_off);
 }
 
 int part_read(struct part *p, uint64_t pos, size_t size, int *fd, uint64_t *fdoff, size_t *n)

@@ -26,6 +26,7 @@
 #include "broker/le.h"
 #include "broker/log.h"
 #include "broker/pgroup.h"
+#include "broker/record.h"
 #include "broker/replica.h"
 #include "broker/sysio.h"
 
@@ -164,7 +165,7 @@ static void on_appended(void *ctx, uint64_t off, uint64_t term, const uint8_t *a
 {
     struct pgroup *g = ctx;
     uint64_t id, seq;
-    if (replica_aux_producer(aux, alen, &id, &seq) < 0)
+    if (aux_get_producer(aux, alen, &id, &seq) < 0)
         return;
     struct producer *pr = prod_slot(g, id, true);
     pr->seq = seq;
@@ -247,7 +248,7 @@ static bool prod_lookup(struct pgroup *g, uint64_t id, uint64_t *seq, uint64_t *
         if (e.ts < oldest)
             break;
         if (!e.aux_len || e.aux_len > sizeof(buf) || plog_read_aux(l, o - 1, &e, buf) < 0 ||
-            replica_aux_producer(buf, e.aux_len, &pid, &s))
+            aux_get_producer(buf, e.aux_len, &pid, &s))
             continue;
         if (pid != id)
             continue;
@@ -317,7 +318,7 @@ static int place(struct pgroup *g, uint64_t prod, uint64_t seq, uint32_t n, cons
     struct part *p = g->p;
     int64_t now = sys_now_ms();
     int64_t ts = now > plog_active(&p->log)->last_ts ? now : plog_active(&p->log)->last_ts;
-    int rc = replica_propose(g->rep, &iov, 1, lens + skip, n - skip, ts, &rp, &first, term);
+    int rc = replica_propose(g->rep, &iov, 1, lens + skip, NULL, NULL, n - skip, ts, &rp, &first, term);
     if (rc < 0)
         return rc;
     *end_off = first + (n - skip);
@@ -1396,7 +1397,7 @@ int pgroup_open(struct cluster *c, struct part *p)
              * that every replica has the same ones. */
             .segment_bytes = INT64_MAX,
             .segment_ms = INT64_MAX / 2,
-            .max_record = cfg->message_max_bytes + 1 + REPLICA_AUX_PRODUCER_LEN,
+            .max_record = cfg->message_max_bytes + 1 + AUX_PRODUCER_LEN,
             .no_sync = cfg->fsync == MK_FSYNC_NEVER};
         /* A lone replica has nobody to catch up from. */
         ro.rebuilding = g->nrep > 1 && ((cluster_rebuilding(c) &&

@@ -361,7 +361,7 @@ static int open_log(struct plog *l, const char *dir, bool create, bool raft)
     }
     if (l->nsegs == 0) {
         struct segment s;
-        if ((rc = seg_create(&s, dir, l->start.off, l->start.pos)) < 0)
+        if ((rc = seg_create(&s, dir, l->start.off, l->start.pos, false)) < 0)
             goto err;
         if ((rc = segs_push(l, &s)) < 0) {
             seg_close(&s);
@@ -434,7 +434,7 @@ int plog_reset(struct plog *l, uint64_t off, uint64_t pos, uint64_t term)
             return rc;
     } else {
         struct segment s;
-        if ((rc = seg_create(&s, l->dir, off, pos)) < 0)
+        if ((rc = seg_create(&s, l->dir, off, pos, false)) < 0)
             return rc; /* the old segment stays: a reopen finishes the reset */
         seg_remove(old, l->dir);
         *old = s;
@@ -463,13 +463,13 @@ uint64_t plog_bytes(const struct plog *l)
 
 /* ------------------------------------------------------------------ append */
 
-int plog_roll(struct plog *l)
+static int roll(struct plog *l, bool indexed)
 {
     struct segment *a = plog_active(l);
     if (a->count == 0)
         return 0;
     struct segment s;
-    int rc = seg_create(&s, l->dir, a->base_off + a->count, a->base_pos + a->bytes);
+    int rc = seg_create(&s, l->dir, a->base_off + a->count, a->base_pos + a->bytes, indexed);
     if (rc < 0)
         return rc;
     rc = segs_push(l, &s);
@@ -478,6 +478,11 @@ int plog_roll(struct plog *l)
         return rc;
     }
     return 0;
+}
+
+int plog_roll(struct plog *l)
+{
+    return roll(l, plog_active(l)->indexed);
 }
 
 static size_t seg_for_off(const struct plog *l, uint64_t off);
@@ -502,12 +507,18 @@ static int append(struct plog *l, uint64_t term, int64_t ts, const struct iovec 
     if (n == 0)
         return 0;
     uint64_t total = 0;
-    bool plain = true;
+    bool plain = true, opaque = false;
     for (size_t i = 0; i < n; i++) {
         total += items ? items[i].len : lens[i];
         if (items && (items[i].kind != SEG_RECORD || items[i].aux_len))
             plain = false;
+        if (items && items[i].kind == SEG_RECORD && (items[i].opaque || items[i].aux_len))
+            opaque = true;
     }
+    /* Records that are not plain lines go to an indexed segment, where
+     * recovery rebuilds nothing from lines (segment.h); a Raft log never
+     * rebuilds, so its segments need not say so. */
+    bool indexed = opaque && !l->raft;
 
     if (l->nterms == 0 || l->terms[l->nterms - 1].term < term) {
         struct plog_term *nt = realloc(l->terms, (l->nterms + 1) * sizeof(*nt));
@@ -524,14 +535,17 @@ static int append(struct plog *l, uint64_t term, int64_t ts, const struct iovec 
     }
 
     struct segment *a = plog_active(l);
-    if (a->count > 0 && (a->bytes + total > segment_bytes || ts - a->first_ts >= segment_ms)) {
-        if ((rc = plog_roll(l)) < 0)
+    if (a->count > 0 && (a->bytes + total > segment_bytes || ts - a->first_ts >= segment_ms ||
+                         (indexed && !a->indexed))) {
+        if ((rc = roll(l, indexed)) < 0)
             return rc;
         a = plog_active(l);
     }
     if (!plain && (rc = need_format2(l)) < 0)
         return rc;
     a = plog_active(l);
+    if (indexed && !a->indexed && (rc = seg_set_indexed(a)) < 0) /* empty: in place */
+        return rc;
     return items ? seg_append_items(a, iov, iovcnt, items, n, ts)
                  : seg_append(a, iov, iovcnt, lens, n, ts);
 }
@@ -680,6 +694,39 @@ int plog_entry(const struct plog *l, uint64_t off, struct seg_entry *e)
     return seg_entry(s, off - s->base_off, e);
 }
 
+uint64_t plog_offset_for_time(const struct plog *l, int64_t ts, uint64_t limit)
+{
+    /* The first segment whose last entry is at or after ts... */
+    size_t lo = 0, hi = l->nsegs;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const struct segment *m = &l->segs[mid];
+        if (m->count > 0 && m->last_ts >= ts)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    if (lo == l->nsegs)
+        return limit;
+    /* ...then its first entry at or after ts (append times never go back). */
+    const struct segment *sg = &l->segs[lo];
+    uint64_t a = 0, b = sg->count;
+    while (a < b) {
+        uint64_t mid = a + (b - a) / 2;
+        struct seg_entry e;
+        if (seg_entry(sg, mid, &e) < 0)
+            return limit;
+        if (e.ts >= ts)
+            b = mid;
+        else
+            a = mid + 1;
+    }
+    uint64_t off = sg->base_off + a;
+    if (off < plog_first_off(l))
+        off = plog_first_off(l);
+    return off < limit ? off : limit;
+}
+
 int plog_offset_of(const struct plog *l, uint64_t pos, uint64_t *off)
 {
     if (pos < plog_first_pos(l))
@@ -801,13 +848,15 @@ int plog_sync_prepare_off(const struct plog *l, uint64_t from_off, struct plog_s
 
 static int sync_prepare(const struct plog *l, size_t first, bool index, struct plog_sync *s)
 {
-    size_t need = (l->nsegs - first) * (index ? 3 : 1);
+    size_t need = (l->nsegs - first) * 3;
     s->nfds = 0;
     s->fds = malloc(need * sizeof(int));
     if (!s->fds)
         return -ENOMEM;
     for (size_t i = first; i < l->nsegs; i++) {
-        for (int k = 0; k < (index ? 3 : 1); k++) {
+        /* An indexed segment's entries cannot be rebuilt: always synced. */
+        int files = index || l->segs[i].indexed ? 3 : 1;
+        for (int k = 0; k < files; k++) {
             int src = k == 0 ? l->segs[i].log_fd : k == 1 ? l->segs[i].idx_fd : l->segs[i].aux_fd;
             if (src < 0)
                 continue; /* a format 1 segment has no .aux */

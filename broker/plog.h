@@ -140,6 +140,10 @@ int plog_verify_off(const struct plog *l, uint64_t lo, uint64_t hi, uint64_t *ba
 /* The segment holding offset off (first_off <= off < next_off), or NULL. */
 struct segment *plog_segment_of(const struct plog *l, uint64_t off);
 
+/* The first offset whose append time is >= ts, at most limit (limit when
+ * none is below it).  O(log n): append times never go back in a log. */
+uint64_t plog_offset_for_time(const struct plog *l, int64_t ts, uint64_t limit);
+
 /* The entry of record `off`; -ERANGE outside [first, next). */
 int plog_entry(const struct plog *l, uint64_t off, struct seg_entry *e);
 
@@ -172,7 +176,8 @@ int plog_trim(struct plog *l, uint64_t off, size_t *deleted);
 /* ---- durability, split for the thread pool -------------------------------
  * plog_sync_prepare (loop) collects duplicated descriptors of the files that
  * may hold unsynced bytes beyond position `from_pos` (the .logs, plus the
- * .idx files when `index` is set); plog_sync_run (any thread) fdatasyncs and
+ * .idx and .aux files when `index` is set, and always those of indexed
+ * segments); plog_sync_run (any thread) fdatasyncs and
  * closes them.  The checkpoint is then written with plog_checkpoint_write
  * (any thread: touches only the file) and published with l->ckpt_off = off.
  */

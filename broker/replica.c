@@ -16,6 +16,7 @@
  *      were written since the last one.
  */
 #include "broker/le.h"
+#include "broker/record.h"
 #include "broker/replica.h"
 #include "broker/log.h"
 #include "broker/sysio.h"
@@ -114,26 +115,6 @@ int replica_payload_decode(const void *buf, size_t len, int64_t *ts, const uint8
     *rec = p + REPLICA_PAYLOAD_HDR + a;
     *rec_len = (uint32_t)rl;
     return 0;
-}
-
-int replica_aux_producer(const uint8_t *aux, uint32_t len, uint64_t *id, uint64_t *seq)
-{
-    uint32_t at = 0;
-    while (at < len) {
-        if (len - at < 3)
-            return -EBADMSG;
-        uint8_t tag = aux[at];
-        uint32_t flen = (uint32_t)aux[at + 1] | (uint32_t)aux[at + 2] << 8;
-        if (flen > len - at - 3)
-            return -EBADMSG;
-        if (tag == REPLICA_AUX_PRODUCER && flen == 16) {
-            *id = le_get64(aux + at + 3);
-            *seq = le_get64(aux + at + 11);
-            return 0;
-        }
-        at += 3 + flen;
-    }
-    return -ENOENT;
 }
 
 /* ------------------------------------------------------------ the log, as Raft reads it */
@@ -773,13 +754,16 @@ int replica_step(struct replica *r, const struct raft_msg *m)
 }
 
 int replica_propose(struct replica *r, const struct iovec *iov, int iovcnt, const uint32_t *lens,
-                    size_t n, int64_t ts, const struct replica_producer *prod, uint64_t *first_off,
-                    uint64_t *term)
+                    const uint8_t *side, const uint32_t *side_lens, size_t n, int64_t ts,
+                    const struct replica_producer *prod, uint64_t *first_off, uint64_t *term)
 {
-    uint32_t alen = prod ? REPLICA_AUX_PRODUCER_LEN : 0;
+    uint32_t plen = prod ? AUX_PRODUCER_LEN : 0;
     size_t total = 0;
-    for (size_t i = 0; i < n; i++)
-        total += REPLICA_PAYLOAD_HDR + alen + lens[i];
+    for (size_t i = 0; i < n; i++) {
+        if (side_lens && side_lens[i] > UINT32_MAX - plen)
+            return -EINVAL;
+        total += REPLICA_PAYLOAD_HDR + plen + (side_lens ? side_lens[i] : 0) + lens[i];
+    }
     uint8_t *buf = malloc(total ? total : 1);
     struct raft_buf *bufs = calloc(n ? n : 1, sizeof(*bufs));
     int rc = 0;
@@ -790,20 +774,20 @@ int replica_propose(struct replica *r, const struct iovec *iov, int iovcnt, cons
     /* Gather each record (it may span iov pieces) behind its header. */
     int vi = 0;
     size_t voff = 0, at = 0;
+    const uint8_t *sp = side;
     for (size_t i = 0; i < n; i++) {
         uint8_t *p = buf + at;
+        uint32_t slen = side_lens ? side_lens[i] : 0, alen = plen + slen;
         p[0] = 1;
         p[1] = 0;
         le_put64(p + 2, (uint64_t)ts);
         le_put32(p + 10, alen);
         uint8_t *rec = p + REPLICA_PAYLOAD_HDR + alen;
-        if (prod) {
-            uint8_t *a = p + REPLICA_PAYLOAD_HDR;
-            a[0] = REPLICA_AUX_PRODUCER;
-            a[1] = 16;
-            a[2] = 0;
-            le_put64(a + 3, prod->id);
-            le_put64(a + 11, prod->seq + i);
+        if (prod)
+            aux_put_producer(p + REPLICA_PAYLOAD_HDR, prod->id, prod->seq + i);
+        if (slen) {
+            memcpy(p + REPLICA_PAYLOAD_HDR + plen, sp, slen);
+            sp += slen;
         }
         size_t got = 0;
         while (got < lens[i]) {

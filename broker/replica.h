@@ -102,13 +102,8 @@ struct replica_options {
     bool rebuilding; /* a wiped node's group: no vote until caught up (raft.h) */
 };
 
-/* SIDE DATA of a record: fields of tag u8, length u16, bytes.  Tag 1: the
- * producer (id u64, sequence u64) that wrote it, so that a write sent again
- * is recognised (pgroup.h).  Other tags are skipped by readers that do not
- * know them (Kafka keys and headers come next). */
-#define REPLICA_AUX_PRODUCER     1
-#define REPLICA_AUX_PRODUCER_LEN (3 + 16)
-
+/* SIDE DATA of a record: record.h (the producer field lets a write sent
+ * again be recognised, pgroup.h; Kafka keys and headers). */
 #define REPLICA_CTL_ROLL 1 /* close the segment after this entry */
 #define REPLICA_CTL_TRIM 2 /* once committed: drop the segments below the offset */
 #define REPLICA_CTL_LEN  9
@@ -117,10 +112,6 @@ struct replica_producer {
     uint64_t id;  /* nonzero */
     uint64_t seq; /* of the first record; the next ones count up */
 };
-
-/* Finds the producer field in side data: 0 or -ENOENT (-EBADMSG when the
- * fields do not parse). */
-int replica_aux_producer(const uint8_t *aux, uint32_t len, uint64_t *id, uint64_t *seq);
 
 /* Starts a replica over log (opened with plog_open_raft; not owned, must
  * outlive the replica).  Its hard state and entries are the plog's. */
@@ -136,12 +127,13 @@ int replica_step(struct replica *r, const struct raft_msg *m);
 
 /* Leader only: proposes n records (bytes: the concatenation of iov, lens[i]
  * each with its '\n') with timestamp ts, and, when prod is not NULL, record
- * i's producer id and sequence prod->seq + i as side data.  *first_off is
+ * i's producer id and sequence prod->seq + i as side data, then its own
+ * side data (side_lens[i] bytes of side, in order; side NULL: none).  *first_off is
  * the offset the first will have if they commit in the current term
  * (raft_term at return).  RAFT_ENOTLEADER elsewhere. */
 int replica_propose(struct replica *r, const struct iovec *iov, int iovcnt, const uint32_t *lens,
-                    size_t n, int64_t ts, const struct replica_producer *prod, uint64_t *first_off,
-                    uint64_t *term);
+                    const uint8_t *side, const uint32_t *side_lens, size_t n, int64_t ts,
+                    const struct replica_producer *prod, uint64_t *first_off, uint64_t *term);
 
 struct raft *replica_raft(struct replica *r);
 

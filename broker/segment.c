@@ -16,7 +16,8 @@
  *
  *   NNNNNNNNNNNNNNNNNNNN.idx
  *       header, 32 bytes:
- *         0  8  magic "mkidx\0\0V" (V, the last byte, is the format: 1 or 2)
+ *         0  8  magic "mkidx\0FV" (V, the last byte, is the format: 1 or 2;
+ *               F the flags: bit 0 "indexed", never rebuilt from lines)
  *         8  8  base offset (must match the file name)
  *        16  8  base position: absolute byte position of the .log's first byte
  *        24  8  salt: random, chosen when the file is created
@@ -49,7 +50,9 @@
  *   seg_append writes the .log bytes first, then the side data, then the
  *   entries.  seg_create creates the .log and .aux before the .idx.  The group
  *   commit (partition.c) fdatasyncs the .log before any write() is
- *   acknowledged; the .idx is fdatasynced lazily (plog.c's checkpoint).
+ *   acknowledged; the .idx is fdatasynced lazily (plog.c's checkpoint),
+ *   except in an indexed segment, where .log, .aux and .idx are all synced
+ *   before an acknowledgement (its records cannot be rebuilt from lines).
  *   seg_create makes the header and the directory entries durable at once.
  *
  * RECOVERY (seg_recover)
@@ -60,8 +63,9 @@
  *   '\n' and the check must match.  The first failure ends the
  *   valid prefix.  Beyond it, complete '\n'-terminated lines still present in
  *   the .log (durable data whose entries were not yet flushed, e.g. after a
- *   power cut) get rebuilt entries; a trailing partial line is a torn write
- *   and is cut off.  Both files are then truncated to what is valid.
+ *   power cut) get rebuilt entries (not in an indexed segment, nor in a Raft
+ *   log: there, what has no valid entry was never acknowledged and goes);
+ *   a trailing partial line is a torn write and is cut off.  Both files are then truncated to what is valid.
  *   After kill -9 the page cache holds everything written, so recovery finds
  *   every entry valid and rebuilds nothing but a torn last write.
  */
@@ -81,7 +85,8 @@
 #define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
 #include <xxhash.h>
 
-static const char seg_magic[7] = {'m', 'k', 'i', 'd', 'x', 0, 0}; /* + version byte */
+static const char seg_magic[6] = {'m', 'k', 'i', 'd', 'x', 0}; /* + flags, version */
+#define SEG_HDR_INDEXED 1u /* header byte 6 */
 
 /* ---------------------------------------------------------------- encoding */
 
@@ -184,7 +189,8 @@ void seg_sync_defer(bool on)
     sync_deferred = on;
 }
 
-int seg_create(struct segment *s, const char *dir, uint64_t base_off, uint64_t base_pos)
+int seg_create(struct segment *s, const char *dir, uint64_t base_off, uint64_t base_pos,
+               bool indexed)
 {
     char lp[PATH_MAX], ip[PATH_MAX], ap[PATH_MAX];
     int rc = seg_begin(s, dir, base_off, lp, ip, ap);
@@ -195,6 +201,7 @@ int seg_create(struct segment *s, const char *dir, uint64_t base_off, uint64_t b
     s->vend = base_pos;
     s->version = 2;
     s->esize = SEG_ENTRY_SIZE;
+    s->indexed = indexed;
     s->first_ts = s->last_ts = sys_now_ms();
     if (getrandom(&s->salt, sizeof(s->salt), 0) != (ssize_t)sizeof(s->salt))
         s->salt = (uint64_t)s->first_ts * 0x9e3779b97f4a7c15ull ^ base_off;
@@ -213,7 +220,8 @@ int seg_create(struct segment *s, const char *dir, uint64_t base_off, uint64_t b
         goto err_unlink_aux;
     }
     unsigned char hdr[SEG_HDR_SIZE];
-    memcpy(hdr, seg_magic, 7);
+    memcpy(hdr, seg_magic, 6);
+    hdr[6] = indexed ? SEG_HDR_INDEXED : 0;
     hdr[7] = s->version;
     le_put64(hdr + 8, base_off);
     le_put64(hdr + 16, base_pos);
@@ -260,12 +268,14 @@ int seg_open(struct segment *s, const char *dir, uint64_t base_off)
         rc = -EBADMSG;
         goto err_close;
     }
-    if (memcmp(hdr, seg_magic, 7) != 0 || (hdr[7] != 1 && hdr[7] != 2) ||
+    if (memcmp(hdr, seg_magic, 6) != 0 || (hdr[6] & ~SEG_HDR_INDEXED) ||
+        (hdr[7] != 1 && hdr[7] != 2) || (hdr[7] == 1 && hdr[6]) ||
         le_get64(hdr + 8) != base_off) {
         rc = -EBADMSG;
         goto err_close;
     }
     s->version = hdr[7];
+    s->indexed = hdr[6] & SEG_HDR_INDEXED;
     s->esize = s->version == 1 ? SEG_ENTRY_SIZE_V1 : SEG_ENTRY_SIZE;
     s->base_off = base_off;
     s->base_pos = le_get64(hdr + 16);
@@ -334,6 +344,21 @@ int seg_upgrade(struct segment *s, const char *dir)
     s->version = 2;
     s->esize = SEG_ENTRY_SIZE;
     return 0;
+}
+
+int seg_set_indexed(struct segment *s)
+{
+    if (s->version < 2 || s->count != 0 || s->bytes != 0)
+        return -EINVAL;
+    if (s->indexed)
+        return 0;
+    unsigned char f = SEG_HDR_INDEXED;
+    int rc = sys_pwrite_all(s->idx_fd, &f, 1, 6);
+    if (rc == 0)
+        rc = sysio.fdatasync(s->idx_fd);
+    if (rc == 0)
+        s->indexed = true;
+    return rc;
 }
 
 /* ---------------------------------------------------------------- recovery */
@@ -562,7 +587,7 @@ int seg_recover(struct segment *s, uint64_t from, bool rebuild, int64_t rebuild_
         goto out;
     }
     uint64_t line_start = scan;
-    while (rebuild && scan < s->bytes) {
+    while (rebuild && !s->indexed && scan < s->bytes) {
         size_t want = s->bytes - scan < CHUNK ? (size_t)(s->bytes - scan) : CHUNK;
         if ((rc = sys_pread_all(s->log_fd, chunk, want, (off_t)scan)) < 0)
             break;

@@ -56,6 +56,9 @@ struct seg_item {
                         Raft configuration ...), copied; NULL when aux_len 0 */
     uint32_t aux_len;
     int64_t ts; /* its timestamp; 0: the batch's (the ts argument) */
+    bool opaque; /* a record that is not one plain line (its bytes hold a '\n'
+                    before the last, or side data): it must never be rebuilt
+                    from lines, so it goes to an indexed segment (plog.c) */
 };
 
 struct segment {
@@ -78,12 +81,21 @@ struct segment {
      * starts in the .log and the .aux. */
     uint64_t vcount, vend, vaux;
     bool vbad; /* the entry at vcount was found damaged by this scrub pass */
+    /* Indexed (header flag): recovery never rebuilds entries from lines of
+     * the .log, because some records here are not one line each (a Kafka
+     * record's value may hold '\n' or any byte); every append is
+     * acknowledged only once its index entries are durable too. */
+    bool indexed;
 };
 
 /* Creates dir/%020llu.{log,aux,idx} (format 2) for a new, empty segment and makes the
  * header and the names durable (fdatasync + fsync dir) before returning.
- * Fails with -EEXIST if the files exist. */
-int seg_create(struct segment *s, const char *dir, uint64_t base_off, uint64_t base_pos);
+ * Fails with -EEXIST if the files exist.  indexed: see struct segment. */
+int seg_create(struct segment *s, const char *dir, uint64_t base_off, uint64_t base_pos,
+               bool indexed);
+
+/* Makes an empty segment indexed, durably (its header flag). */
+int seg_set_indexed(struct segment *s);
 
 /* Opens an existing segment.  Reads and checks the header (-EBADMSG when it is
  * not ours or names another base offset) and the last entry; verifies nothing
@@ -97,8 +109,8 @@ int seg_open(struct segment *s, const char *dir, uint64_t base_off);
  * that no torn record survives.  A Raft log does not rebuild: an entry whose
  * index entry is gone was never acknowledged (followers sync the index
  * before they acknowledge), and a line alone cannot say its kind, term or
- * side data.  *verified and *rebuilt (optional) count entries checked and
- * added. */
+ * side data; nor does an indexed segment.  *verified and *rebuilt
+ * (optional) count entries checked and added. */
 int seg_recover(struct segment *s, uint64_t from, bool rebuild, int64_t rebuild_ts,
                 uint64_t *verified, uint64_t *rebuilt);
 

@@ -6,6 +6,7 @@
  * behind, and topics grow, keep settings, delete and reopen as documented.
  */
 #include "broker/broker.h"
+#include "broker/record.h"
 #include "broker/segment.h"
 #include "broker/sysio.h"
 #include "tests/unit/helpers.h"
@@ -798,4 +799,121 @@ Test(partition, a_topic_of_many_partitions_is_synced_once_not_per_file)
     cr_assert_eq(append(topic_part(t, 99), "x\n", &a), 0);
     run_until_acked(&a, 1);
     cr_assert_eq(a.status, 0);
+}
+
+/* ------------------------------------------- records with side data (Kafka's) */
+
+struct placed {
+    int calls, status, syncs;
+    uint64_t first;
+};
+
+static void on_placed(void *arg, int status, uint64_t first)
+{
+    struct placed *pl = arg;
+    pl->calls++;
+    pl->status = status;
+    pl->first = first;
+    pl->syncs = atomic_load(&nsync);
+}
+
+static void run_until_placed(struct placed *pl)
+{
+    uint64_t deadline = uv_hrtime() + 20ull * 1000000000ull;
+    while (!pl->calls) {
+        cr_assert(uv_hrtime() < deadline, "no answer");
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+}
+
+Test(partition, records_with_side_data_and_newlines_read_back_whole_after_a_restart)
+{
+    sysio.fdatasync = counting_fdatasync;
+    open_broker();
+    struct part *p = make_topic("k");
+    struct ack a = {0};
+    cr_assert_eq(append(p, "plain\n", &a), 0);
+    run_until_acked(&a, 1);
+    /* Record 1: a value of two lines, a key; record 2: bytes 0 and 255. */
+    static const char bytes[] = "two\nlines\n\0\xff\n";
+    uint8_t aux[64];
+    struct rec_kafka k = {.flags = RK_KEY, .ts = 1234, .key = (const uint8_t *)"key", .key_len = 3};
+    size_t alen = aux_put_kafka(aux, &k);
+    const struct part_rec recs[] = {{.len = 10, .aux = aux, .aux_len = (uint32_t)alen},
+                                    {.len = 3}};
+    struct iovec iov = {(void *)bytes, sizeof(bytes) - 1};
+    struct placed pl = {0};
+    cr_assert_eq(part_append_recs(p, &iov, 1, recs, 2, on_placed, &pl), 0);
+    run_until_placed(&pl);
+    cr_assert_eq(pl.status, 0);
+    cr_assert_eq(pl.first, 1);
+    /* Once more, now in the indexed segment the first one rolled to. */
+    int before = atomic_load(&nsync);
+    struct placed pl2 = {0};
+    cr_assert_eq(part_append_recs(p, &iov, 1, recs, 2, on_placed, &pl2), 0);
+    run_until_placed(&pl2);
+    cr_assert_eq(pl2.status, 0);
+    cr_assert_eq(pl2.first, 3);
+    cr_assert_eq(pl2.syncs - before, 3, "the .log, .idx and .aux are synced before the answer");
+    close_broker();
+
+    open_broker();
+    p = topic_part(topic_find(b, "k"), 0);
+    struct part_info pi;
+    part_info(p, &pi);
+    cr_assert_eq(pi.next_off, 5);
+    struct part_entry e;
+    uint8_t got[64];
+    cr_assert_eq(part_entry(p, 1, &e, got, sizeof(got)), 0);
+    cr_assert(e.record);
+    cr_assert_eq(e.pos, 6);
+    cr_assert_eq(e.len, 10, "one record of two lines");
+    cr_assert_eq(e.aux_len, alen);
+    struct rec_kafka back;
+    cr_assert_eq(aux_get_kafka(got, e.aux_len, &back), 0);
+    cr_assert_eq(back.ts, 1234);
+    cr_assert_eq(back.key_len, 3);
+    cr_assert_arr_eq(back.key, "key", 3);
+    cr_assert_eq(part_entry(p, 2, &e, NULL, 0), 0);
+    cr_assert_eq(e.len, 3);
+    cr_assert_eq(part_entry(p, 5, &e, NULL, 0), -ERANGE);
+    cr_assert_eq(part_entry(p, 1, &e, got, 2), -EMSGSIZE);
+    char all[64];
+    cr_assert_eq(read_all(p, all, sizeof(all)), 6 + 2 * (sizeof(bytes) - 1));
+    cr_assert_arr_eq(all + 6, bytes, sizeof(bytes) - 1, "the file shows the bytes as they are");
+}
+
+Test(partition, records_that_do_not_end_in_a_newline_are_refused)
+{
+    open_broker();
+    struct part *p = make_topic("k");
+    const struct part_rec r = {.len = 3};
+    struct iovec iov = {(void *)"abc", 3};
+    struct placed pl = {0};
+    cr_assert_eq(part_append_recs(p, &iov, 1, &r, 1, on_placed, &pl), -EINVAL);
+    const struct part_rec r2 = {.len = 4};
+    cr_assert_eq(part_append_recs(p, &iov, 1, &r2, 1, on_placed, &pl), -EINVAL, "past the bytes");
+    cr_assert_eq(pl.calls, 0);
+}
+
+Test(partition, offset_for_time_finds_the_first_record_at_or_after_it)
+{
+    open_broker();
+    struct part *p = make_topic("t");
+    struct ack a[3] = {{0}};
+    cr_assert_eq(append(p, "a\nb\n", &a[0]), 0);
+    run_until_acked(a, 1);
+    struct part_entry e;
+    cr_assert_eq(part_entry(p, 1, &e, NULL, 0), 0);
+    int64_t t1 = e.ts;
+    usleep(20000);
+    cr_assert_eq(append(p, "c\n", &a[1]), 0);
+    run_until_acked(&a[1], 1);
+    cr_assert_eq(part_entry(p, 2, &e, NULL, 0), 0);
+    cr_assert_gt(e.ts, t1);
+    cr_assert_eq(part_offset_for_time(p, 0), 0);
+    cr_assert_eq(part_offset_for_time(p, t1), 0);
+    cr_assert_eq(part_offset_for_time(p, t1 + 1), 2);
+    cr_assert_eq(part_offset_for_time(p, e.ts), 2);
+    cr_assert_eq(part_offset_for_time(p, e.ts + 1), 3, "none: the end");
 }

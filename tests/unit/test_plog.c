@@ -918,3 +918,53 @@ Test(plog, a_term_whose_first_entry_a_crash_took_back_is_forgotten)
     cr_assert_eq(plog_term_at(&lg, 2), 2);
     cr_assert_eq(plog_term_at(&lg, 1), 1);
 }
+
+/* --------------------------------------------------- records that are not lines */
+
+static int append_opaque(const char *text, uint32_t len)
+{
+    struct iovec iov = {(void *)text, len};
+    struct seg_item it = {.len = len, .kind = SEG_RECORD, .opaque = true};
+    return plog_append_items(&lg, 1, TS, &iov, 1, &it, 1, 1 << 20, NO_AGE);
+}
+
+Test(plog, a_record_that_is_not_a_line_rolls_to_an_indexed_segment)
+{
+    cr_assert_eq(append_n(2, 1, TS), 0);
+    cr_assert_not(plog_active(&lg)->indexed);
+    cr_assert_eq(append_opaque("x\ny\n", 4), 0);
+    cr_assert_eq(lg.nsegs, 2, "the lines keep their segment, rebuildable");
+    cr_assert(plog_active(&lg)->indexed);
+    cr_assert_eq(plog_active(&lg)->base_off, 2);
+    /* Plain records after it stay in the indexed segment. */
+    cr_assert_eq(append_n(1, 1, TS), 0);
+    cr_assert_eq(lg.nsegs, 2);
+    /* A durability pass from there syncs the index and side data too. */
+    struct plog_sync s;
+    cr_assert_eq(plog_sync_prepare(&lg, plog_active(&lg)->base_pos, false, &s), 0);
+    cr_assert_eq(s.nfds, 3);
+    cr_assert_eq(plog_sync_run(&s), 0);
+    cr_assert_eq(plog_sync_prepare(&lg, 0, false, &s), 0);
+    cr_assert_eq(s.nfds, 1 + 3, "the first segment's .log only");
+    cr_assert_eq(plog_sync_run(&s), 0);
+}
+
+Test(plog, an_empty_active_segment_becomes_indexed_in_place)
+{
+    cr_assert_eq(append_opaque("x\ny\n", 4), 0);
+    cr_assert_eq(lg.nsegs, 1);
+    cr_assert(plog_active(&lg)->indexed);
+    reopen();
+    cr_assert(plog_active(&lg)->indexed);
+    struct seg_entry e;
+    cr_assert_eq(plog_entry(&lg, 0, &e), 0);
+    cr_assert_eq(e.len, 4);
+}
+
+Test(plog, a_raft_log_needs_no_indexed_segments)
+{
+    plog_close(&lg);
+    cr_assert_eq(plog_open_raft(&lg, dir, false), 0);
+    cr_assert_eq(append_opaque("x\ny\n", 4), 0);
+    cr_assert_not(plog_active(&lg)->indexed, "a Raft log never rebuilds lines anyway");
+}

@@ -208,7 +208,7 @@ static void propose(int lead, int from, int n)
     struct iovec iov = {buf, at};
     uint64_t first, term;
     cr_assert_eq(
-        replica_propose(reps[lead].r, &iov, 1, lens, (size_t)n, 1000 + from, NULL, &first, &term), 0);
+        replica_propose(reps[lead].r, &iov, 1, lens, NULL, NULL, (size_t)n, 1000 + from, NULL, &first, &term), 0);
 }
 
 /* Bytes from the log start up to position end of replica id, as its

@@ -30,7 +30,7 @@ static void setup(void)
     dir = th_mkdtemp();
     th_seg_path(logp, dir, BASE_OFF, "log");
     th_seg_path(idxp, dir, BASE_OFF, "idx");
-    cr_assert_eq(seg_create(&seg, dir, BASE_OFF, BASE_POS), 0);
+    cr_assert_eq(seg_create(&seg, dir, BASE_OFF, BASE_POS, false), 0);
 }
 
 static void teardown(void)
@@ -83,7 +83,7 @@ Test(segment, create_makes_empty_files_with_header)
 Test(segment, create_refuses_existing_files)
 {
     struct segment other;
-    cr_assert_eq(seg_create(&other, dir, BASE_OFF, 0), -EEXIST);
+    cr_assert_eq(seg_create(&other, dir, BASE_OFF, 0, false), -EEXIST);
     /* The existing files are untouched. */
     cr_assert_eq(th_size(idxp), SEG_HDR_SIZE);
 }
@@ -410,7 +410,7 @@ Test(segment, stale_index_from_another_salt_does_not_validate)
     th_path(dir2, "%s/other", dir);
     cr_assert_eq(mkdir(dir2, 0755), 0);
     struct segment twin;
-    cr_assert_eq(seg_create(&twin, dir2, BASE_OFF, BASE_POS), 0);
+    cr_assert_eq(seg_create(&twin, dir2, BASE_OFF, BASE_POS, false), 0);
     cr_assert_neq(twin.salt, seg.salt);
     struct iovec iov[2] = {{(void *)piece1, sizeof(piece1) - 1},
                            {(void *)piece2, sizeof(piece2) - 1}};
@@ -844,4 +844,70 @@ Test(segment, repair_rewrites_a_damaged_index_entry_with_a_fresh_check)
     struct seg_entry back;
     cr_assert_eq(seg_entry(&seg, 1, &back), 0);
     cr_assert_eq(back.len, 6);
+}
+
+/* ------------------------------------------------------- indexed segments */
+
+Test(segment, an_indexed_segment_rebuilds_no_lines_so_no_record_is_split)
+{
+    cr_assert_eq(seg_set_indexed(&seg), 0);
+    /* One record whose value holds a '\n' (a Kafka record), one plain. */
+    static const char text[] = "two\nlines\nplain\n";
+    const struct seg_item items[] = {{.len = 10, .kind = SEG_RECORD, .opaque = true},
+                                     {.len = 6, .kind = SEG_RECORD}};
+    struct iovec iov = {(void *)text, sizeof(text) - 1};
+    cr_assert_eq(seg_append_items(&seg, &iov, 1, items, 2, 5), 0);
+    /* A power cut took the index entries but the .log bytes stayed. */
+    th_truncate(idxp, SEG_HDR_SIZE);
+    reopen();
+    cr_assert(seg.indexed, "the flag is in the header");
+    uint64_t ver, reb;
+    recover(0, 77, &ver, &reb);
+    cr_assert_eq(reb, 0, "an indexed segment rebuilds nothing");
+    cr_assert_eq(seg.count, 0);
+    cr_assert_eq(seg.bytes, 0, "bytes without entries are cut, never read as lines");
+    cr_assert_eq(th_size(logp), 0);
+}
+
+Test(segment, an_indexed_segment_keeps_what_its_index_covers)
+{
+    cr_assert_eq(seg_set_indexed(&seg), 0);
+    static const char text[] = "a\nb\n";
+    const struct seg_item item = {.len = 4, .kind = SEG_RECORD, .opaque = true};
+    struct iovec iov = {(void *)text, 4};
+    cr_assert_eq(seg_append_items(&seg, &iov, 1, &item, 1, 5), 0);
+    reopen();
+    uint64_t ver, reb;
+    recover(0, 77, &ver, &reb);
+    cr_assert_eq(ver, 1);
+    cr_assert_eq(seg.count, 1);
+    struct seg_entry e;
+    cr_assert_eq(seg_entry(&seg, 0, &e), 0);
+    cr_assert_eq(e.len, 4, "one record of two lines, whole");
+}
+
+Test(segment, only_an_empty_format_2_segment_becomes_indexed)
+{
+    append3(5);
+    cr_assert_eq(seg_set_indexed(&seg), -EINVAL);
+    cr_assert_not(seg.indexed);
+    reopen();
+    cr_assert_not(seg.indexed);
+}
+
+Test(segment, open_refuses_unknown_header_flags)
+{
+    seg_close(&seg);
+    int fd = open(idxp, O_RDWR);
+    cr_assert_geq(fd, 0);
+    unsigned char f = 0x80;
+    cr_assert_eq(pwrite(fd, &f, 1, 6), 1);
+    close(fd);
+    cr_assert_eq(seg_open(&seg, dir, BASE_OFF), -EBADMSG);
+    /* teardown closes seg: make it a valid segment again */
+    f = 0;
+    fd = open(idxp, O_RDWR);
+    cr_assert_eq(pwrite(fd, &f, 1, 6), 1);
+    close(fd);
+    cr_assert_eq(seg_open(&seg, dir, BASE_OFF), 0);
 }
