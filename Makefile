@@ -12,7 +12,7 @@
 
 BUILD   ?= build
 CC      ?= gcc
-PKGS    := fuse3 libuv libxxhash libsodium
+PKGS    := fuse3 libuv libxxhash libsodium zlib snappy liblz4 libzstd
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 BASEFLAGS := -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -DFUSE_USE_VERSION=312 $(WARN) -g -I.
 OPT     ?= -O2
@@ -24,11 +24,11 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CRIT_LIBS  = $(shell pkg-config --libs criterion 2>/dev/null)
 
 RAFT_SRC   := $(wildcard raft/*.c)
-BROKER_SRC := $(filter-out broker/main.c,$(wildcard broker/*.c broker/net/*.c))
+BROKER_SRC := $(filter-out broker/main.c,$(wildcard broker/*.c broker/net/*.c broker/kafka/*.c))
 FS_SRC     := $(wildcard fs/*.c)
 LIB_SRC    := $(BROKER_SRC) $(FS_SRC) $(RAFT_SRC)
 UNIT_SRC   := $(wildcard tests/unit/*.c)
-HDRS       := $(wildcard raft/*.h broker/*.h broker/net/*.h fs/*.h tests/unit/*.h)
+HDRS       := $(wildcard raft/*.h broker/*.h broker/net/*.h broker/kafka/*.h fs/*.h tests/unit/*.h)
 
 MK         := $(BUILD)/minikafka
 MK_ASAN    := $(BUILD)/asan/minikafka
@@ -123,7 +123,7 @@ install: all
 	install -D -m 0755 $(MK) $(DESTDIR)$(PREFIX)/bin/minikafka
 
 format:
-	clang-format -i $(wildcard raft/*.[ch] broker/*.[ch] broker/net/*.[ch] fs/*.[ch] tests/unit/*.[ch])
+	clang-format -i $(wildcard raft/*.[ch] broker/*.[ch] broker/net/*.[ch] broker/kafka/*.[ch] fs/*.[ch] tests/unit/*.[ch])
 
 clean:
 	rm -rf $(BUILD)

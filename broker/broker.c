@@ -53,6 +53,51 @@ const struct mk_config *broker_config(const struct broker *b)
     return &b->cfg;
 }
 
+void broker_set_kafka(struct broker *b, const char *host, uint16_t port)
+{
+    snprintf(b->kafka_host, sizeof(b->kafka_host), "%s", host);
+    b->kafka_port = port;
+    if (b->cluster) {
+        char info[300];
+        snprintf(info, sizeof(info), "kafka=%s:%u", host, port);
+        cluster_set_info(b->cluster, info);
+    }
+}
+
+bool broker_node_kafka(const struct broker *b, uint32_t id, char *host, size_t n, uint16_t *port)
+{
+    if (id == b->cfg.node_id || !b->cluster) {
+        if (id != b->cfg.node_id || !b->kafka_port)
+            return false;
+        snprintf(host, n, "%s", b->kafka_host);
+        *port = b->kafka_port;
+        return true;
+    }
+    const char *info = cluster_peer_info(b->cluster, id);
+    const char *colon = strrchr(info, ':');
+    if (strncmp(info, "kafka=", 6) != 0 || !colon || colon - info - 6 <= 0 ||
+        (size_t)(colon - info - 6) >= n)
+        return false;
+    long p = strtol(colon + 1, NULL, 10);
+    if (p <= 0 || p > 65535)
+        return false;
+    memcpy(host, info + 6, (size_t)(colon - info - 6));
+    host[colon - info - 6] = '\0';
+    *port = (uint16_t)p;
+    return true;
+}
+
+uint32_t broker_controller(const struct broker *b)
+{
+    uint64_t l = b->cluster ? cluster_meta_leader(b->cluster) : 0;
+    return l && l <= UINT32_MAX ? (uint32_t)l : b->cfg.node_id;
+}
+
+uint64_t broker_cluster_id(const struct broker *b)
+{
+    return b->cfg.npeers ? b->cluster_id : b->incarnation;
+}
+
 const char *broker_data_dir(const struct broker *b)
 {
     return b->data_dir;
@@ -569,21 +614,32 @@ err:
     return rc;
 }
 
-int broker_port_check(const struct mk_config *cfg)
+int broker_bind_check(const char *host, uint16_t port)
 {
-    const struct mk_peer *self = cfg_peer(cfg, cfg->node_id);
-    if (!cfg->npeers || !self)
-        return 0;
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(self->port)};
-    inet_pton(AF_INET, self->host, &a.sin_addr);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    inet_pton(AF_INET, host, &a.sin_addr);
     int rc = bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ? -errno : 0;
     close(fd);
     return rc;
+}
+
+int broker_port_check(const struct mk_config *cfg)
+{
+    const struct mk_peer *self = cfg_peer(cfg, cfg->node_id);
+    if (!cfg->npeers || !self)
+        return 0;
+    return broker_bind_check(self->host, self->port);
+}
+
+void broker_status_hook(struct broker *b, char *(*fn)(void *arg), void *arg)
+{
+    b->status_fn = fn;
+    b->status_arg = arg;
 }
 
 int broker_start(struct broker *b, uv_loop_t *loop)
@@ -653,6 +709,12 @@ int broker_status(const struct broker *b, char **text, size_t *len)
             b->cfg.scrub_bytes_per_sec, b->scrub_passes, b->scrub_bytes, damaged, repaired);
     if (b->cluster)
         cluster_status(b->cluster, f);
+    if (b->status_fn) {
+        char *extra = b->status_fn(b->status_arg);
+        if (extra)
+            fputs(extra, f);
+        free(extra);
+    }
     for (size_t i = 0; i < b->ntopics; i++) {
         const struct topic *t = b->topics[i];
         fprintf(f, "topic=%s id=%" PRIu64 " partitions=%" PRIu32, t->name, t->id, t->nparts);

@@ -61,6 +61,13 @@ int broker_start(struct broker *b, uv_loop_t *loop);
  * 0 without peers. */
 int broker_port_check(const struct mk_config *cfg);
 
+/* Whether host:port (dotted IPv4) can be bound now. */
+int broker_bind_check(const char *host, uint16_t port);
+
+/* A front end's status lines (malloc'ed text, freed by the broker) go into
+ * the .cluster file after the broker's own. */
+void broker_status_hook(struct broker *b, char *(*fn)(void *arg), void *arg);
+
 /* Stops the timer and starts no new background work.  Returns at once; the
  * loop keeps running the jobs already queued.  broker_busy() says whether any
  * are left. */
@@ -76,6 +83,20 @@ bool broker_busy(const struct broker *b);
 void broker_close(struct broker *b);
 
 const struct mk_config *broker_config(const struct broker *b);
+
+/* Where this node serves the Kafka protocol (its advertised address): told
+ * to the other nodes, so that each can list every node to its clients. */
+void broker_set_kafka(struct broker *b, const char *host, uint16_t port);
+/* Node id's Kafka address as it told it (this node's own included); false
+ * when not known (no Kafka port there, or not heard from yet). */
+bool broker_node_kafka(const struct broker *b, uint32_t id, char *host, size_t n, uint16_t *port);
+/* The node Kafka clients see as the controller: the metadata group's
+ * leader, else this node. */
+uint32_t broker_controller(const struct broker *b);
+
+/* The cluster's id (fixed at its first start), or on a single node its
+ * data dir's: what Kafka clients see as the cluster id. */
+uint64_t broker_cluster_id(const struct broker *b);
 
 /* The mount root's owner and mode (default: the daemon's euid/egid, 0755);
  * set persists it in DATA/meta. */
@@ -99,7 +120,8 @@ int broker_status(const struct broker *b, char **text, size_t *len);
  * of the metadata group, proposed at its leader (forwarded from any node)
  * and answered once applied on this node. */
 enum broker_change {
-    BC_CREATE, /* topic (owned by own) */
+    BC_CREATE, /* topic (owned by own); value: its partition count (NULL:
+                  num.partitions) */
     BC_DELETE, /* topic */
     BC_SET,    /* topic key=value (key "partitions": growth) */
     BC_UNSET,  /* topic key */
@@ -208,6 +230,14 @@ struct part_rec {
                            headers, timestamp), NULL when aux_len is 0 */
     uint32_t aux_len;
 };
+/* An idempotent writer of part_append_recs (a Kafka producer: record.h's
+ * PRODUCER_KAFKA ids): records of one id carry consecutive sequences from
+ * seq.  A batch stored already is answered with its offset and not stored
+ * again; one that does not follow the last is refused with -EILSEQ. */
+struct part_producer {
+    uint64_t id;
+    uint64_t seq;
+};
 /* Status of part_append_recs: on success, the offset of the first record. */
 typedef void (*part_placed_cb)(void *arg, int status, uint64_t first_off);
 
@@ -217,7 +247,8 @@ typedef void (*part_placed_cb)(void *arg, int status, uint64_t first_off);
  * acknowledgement waits for their index to be durable too.  Same rules
  * otherwise; cb also gets where the records went. */
 int part_append_recs(struct part *p, const struct iovec *iov, int iovcnt,
-                     const struct part_rec *recs, size_t n, part_placed_cb cb, void *arg);
+                     const struct part_rec *recs, size_t n, const struct part_producer *prod,
+                     part_placed_cb cb, void *arg);
 
 /* A committed entry of p's log, by offset (what the Kafka protocol reads). */
 struct part_entry {
@@ -236,6 +267,17 @@ int part_entry(struct part *p, uint64_t off, struct part_entry *e, void *aux, si
 /* The first committed offset whose append time is >= ts_ms (the commit
  * point when none is).  Binary search over the segments and their index. */
 uint64_t part_offset_for_time(struct part *p, int64_t ts_ms);
+
+/* A one-shot wake-up for a reader waiting at the end of p (a Kafka Fetch,
+ * a following read): cb runs (on the loop) once p's commit point moves or
+ * p goes away, and the watch is then off.  part_unwatch takes back one
+ * that has not fired (harmless on one that has). */
+struct part_watch {
+    struct part_watch *next, **pprev; /* NULL pprev: not armed */
+    void (*cb)(struct part_watch *w);
+};
+void part_watch(struct part *p, struct part_watch *w, void (*cb)(struct part_watch *w));
+void part_unwatch(struct part_watch *w);
 
 /* Calls cb once everything appended so far is durable (fsync(2) on a
  * partition file, meaningful under fsync=never). */

@@ -25,8 +25,12 @@ static int change_here(struct broker *b, const struct broker_change_req *r)
     if (!t && r->kind != BC_CREATE && r->kind != BC_ROOT)
         return -ENOENT;
     switch (r->kind) {
-    case BC_CREATE:
-        return topic_create(b, r->topic, &r->own, NULL);
+    case BC_CREATE: {
+        int64_t n = b->cfg.num_partitions;
+        if (r->value && cfg_parse_i64(r->value, 1, META_MAX_PARTS, &n) < 0)
+            return -EINVAL;
+        return topic_create_as(b, r->topic, b->next_topic_id, &r->own, (uint32_t)n, 0, NULL, NULL);
+    }
     case BC_DELETE:
         return topic_delete(b, r->topic);
     case BC_SET:
@@ -69,6 +73,11 @@ static int to_op(struct broker *b, const struct broker_change_req *r, struct met
             return -EEXIST;
         op->kind = META_CREATE;
         op->partitions = b->cfg.num_partitions;
+        if (r->value) {
+            if (cfg_parse_i64(r->value, 1, META_MAX_PARTS, &v) < 0)
+                return -EINVAL;
+            op->partitions = (uint32_t)v;
+        }
         return 0;
     case BC_DELETE:
         op->kind = META_DELETE;

@@ -9,6 +9,7 @@
 #include "broker/net/netport.h"
 #include "broker/pgroup.h"
 #include "broker/plog.h"
+#include "broker/record.h"
 #include "broker/replica.h"
 #include "broker/sysio.h"
 
@@ -75,6 +76,8 @@ struct csync {
 struct cluster {
     struct broker *b;
     struct netport *net;
+    char info[WIRE_INFO_MAX + 1];               /* what this node tells peers (WIRE_INFO) */
+    char peer_info[MK_MAX_PEERS][WIRE_INFO_MAX + 1]; /* what each peer told, by cfg.peers index */
     struct plog mlog;
     struct replica *meta;
     uint64_t meta_commit_off;
@@ -772,6 +775,8 @@ static void on_sync_resp(struct cluster *c, const struct wire_call *w)
     syncs_check(c, sys_now_ms());
 }
 
+static void on_info(struct cluster *c, uint32_t from, const struct wire_call *w);
+
 static void on_port_call(void *ctx, uint32_t from, const struct wire_call *w)
 {
     struct cluster *c = ctx;
@@ -789,6 +794,9 @@ static void on_port_call(void *ctx, uint32_t from, const struct wire_call *w)
         return;
     case WIRE_SYNC_RESP:
         on_sync_resp(c, w);
+        return;
+    case WIRE_INFO:
+        on_info(c, from, w);
         return;
     default:
         break;
@@ -809,9 +817,52 @@ static void on_port_call(void *ctx, uint32_t from, const struct wire_call *w)
     }
 }
 
+static void send_info(struct cluster *c, uint32_t to)
+{
+    struct wire_call w = {.kind = WIRE_INFO, .data = (const uint8_t *)c->info, .data_len = strlen(c->info)};
+    cluster_send_call(c, to, &w);
+}
+
+static int peer_index(const struct cluster *c, uint32_t id)
+{
+    const struct mk_config *cfg = broker_config(c->b);
+    for (size_t i = 0; i < cfg->npeers; i++)
+        if (cfg->peers[i].id == id)
+            return (int)i;
+    return -1;
+}
+
+static void on_info(struct cluster *c, uint32_t from, const struct wire_call *w)
+{
+    int i = peer_index(c, from);
+    if (i < 0)
+        return;
+    memcpy(c->peer_info[i], w->data ? (const char *)w->data : "", w->data_len);
+    c->peer_info[i][w->data_len] = '\0';
+}
+
+void cluster_set_info(struct cluster *c, const char *info)
+{
+    snprintf(c->info, sizeof(c->info), "%s", info);
+    const struct mk_config *cfg = broker_config(c->b);
+    for (size_t i = 0; i < cfg->npeers; i++)
+        if (cfg->peers[i].id != cfg->node_id && cluster_connected(c, cfg->peers[i].id))
+            send_info(c, cfg->peers[i].id);
+}
+
+const char *cluster_peer_info(const struct cluster *c, uint32_t id)
+{
+    if (id == broker_config(c->b)->node_id)
+        return c->info;
+    int i = peer_index(c, id);
+    return i < 0 ? "" : c->peer_info[i];
+}
+
 static void on_port_peer(void *ctx, uint32_t id, bool up)
 {
     struct cluster *c = ctx;
+    if (up)
+        send_info(c, id);
     for (size_t i = 0; i < c->ngroups; i++)
         pgroup_peer(c->groups[i].g, id, up);
 }
@@ -992,6 +1043,7 @@ int cluster_open(struct cluster **out, uv_loop_t *loop, struct broker *b, uint64
         return rc;
     }
     c->producer = XXH3_64bits_withSeed(&cfg->node_id, sizeof(cfg->node_id), uv_hrtime() ^ cluster_id);
+    c->producer &= ~PRODUCER_KAFKA; /* Kafka producers have the other half */
     if (!c->producer)
         c->producer = 1;
     /* Request ids never repeat across restarts: a leader remembers recent

@@ -91,4 +91,10 @@ bool cluster_rebuilding(const struct cluster *c);
 /* The cluster's node ids, ascending. */
 const uint32_t *cluster_nodes(const struct cluster *c, size_t *n);
 
+/* What this node tells its peers about itself once connected (WIRE_INFO:
+ * "kafka=HOST:PORT"), and what a node told (this node's own for its id;
+ * "" when nothing was heard). */
+void cluster_set_info(struct cluster *c, const char *info);
+const char *cluster_peer_info(const struct cluster *c, uint32_t id);
+
 #endif

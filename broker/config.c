@@ -31,6 +31,9 @@ void cfg_defaults(struct mk_config *c)
     c->request_timeout_ms = 30000;
     c->scrub_bytes_per_sec = 4 << 20;
     c->scrub_interval_ms = 86400000;
+    strcpy(c->kafka_listen.host, "127.0.0.1");
+    c->kafka_listen.port = 9092;
+    c->kafka_mode = MK_KAFKA_DEFAULT;
 }
 
 /* ID@A.B.C.D:PORT */
@@ -78,6 +81,11 @@ int cfg_check(const struct mk_config *c, const char **why)
     }
     if (!c->npeers && (c->cluster_secret[0] || c->listen.port)) {
         *why = "cluster.secret and cluster.listen need the peers (peer=ID@HOST:PORT)";
+        return -EINVAL;
+    }
+    if (c->kafka_mode == MK_KAFKA_SET && !strcmp(c->kafka_listen.host, "0.0.0.0") &&
+        !c->kafka_adv_host[0]) {
+        *why = "kafka.listen=0.0.0.0:PORT needs kafka.advertised=HOST:PORT (what clients connect to)";
         return -EINVAL;
     }
     if (c->replication_factor > (c->npeers ? c->npeers : 1)) {
@@ -196,6 +204,33 @@ int cfg_set(struct mk_config *c, const char *key, const char *value, const char 
         if (parse_peer(buf, &c->listen) < 0)
             return -EINVAL;
         c->listen.id = 0;
+    } else if (!strcmp(key, "kafka.listen")) {
+        *why = "IPV4:PORT where the Kafka protocol listens, or off";
+        if (!strcmp(value, "off")) {
+            c->kafka_mode = MK_KAFKA_OFF;
+            return 0;
+        }
+        char buf[40];
+        if (strlen(value) + 3 > sizeof(buf))
+            return -EINVAL;
+        snprintf(buf, sizeof(buf), "1@%s", value);
+        if (parse_peer(buf, &c->kafka_listen) < 0)
+            return -EINVAL;
+        c->kafka_listen.id = 0;
+        c->kafka_mode = MK_KAFKA_SET;
+    } else if (!strcmp(key, "kafka.advertised")) {
+        *why = "HOST:PORT, the address Kafka clients are told to connect to";
+        const char *colon = strrchr(value, ':');
+        if (!colon || colon == value || (size_t)(colon - value) >= sizeof(c->kafka_adv_host) ||
+            cfg_parse_i64(colon + 1, 1, 65535, &v) < 0)
+            return -EINVAL;
+        for (const char *q = value; q < colon; q++)
+            if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') ||
+                  *q == '.' || *q == '-' || *q == '_'))
+                return -EINVAL;
+        memcpy(c->kafka_adv_host, value, (size_t)(colon - value));
+        c->kafka_adv_host[colon - value] = '\0';
+        c->kafka_adv_port = (uint16_t)v;
     } else if (!strcmp(key, "request.timeout.ms")) {
         *why = "a positive integer (milliseconds)";
         if (cfg_parse_i64(value, 1, INT32_MAX, &v) < 0)

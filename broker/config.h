@@ -37,6 +37,13 @@ struct mk_config {
     int64_t scrub_interval_ms;          /* scrub.interval.ms: rest between two passes */
     char cluster_secret[256];           /* cluster.secret: a file's path, "" for none */
     struct mk_peer listen;              /* cluster.listen: port 0 = this node's peer address */
+    /* kafka.listen: the Kafka protocol's address; kafka_mode says whether
+     * it was given (a single node listens on 127.0.0.1:9092 by default, and
+     * goes on without it when that port is taken; a cluster only when set) */
+    struct mk_peer kafka_listen;
+    enum { MK_KAFKA_DEFAULT, MK_KAFKA_SET, MK_KAFKA_OFF } kafka_mode;
+    char kafka_adv_host[256]; /* kafka.advertised: "" = kafka.listen's address */
+    uint16_t kafka_adv_port;
     /* Not options: filled by the caller from cluster_secret (auth_load). */
     bool has_key;
     uint8_t key[32];

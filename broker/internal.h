@@ -46,6 +46,8 @@ struct part {
     struct part_job flush; /* index checkpoint, when flush_busy */
     bool flush_busy;
     int refs;
+    struct part_watch *watch; /* woken when the commit point moves */
+    struct prodtab *prod;     /* a single node's idempotent producers (made on first use) */
     uint64_t damaged;     /* entries found failing their checks (part_damaged) */
     uint64_t damage_last; /* offset + 1 of the last one logged */
 };
@@ -90,9 +92,15 @@ struct broker {
     size_t scrub_clean;     /* partitions found wholly checked in a row */
     int64_t scrub_rest_ms;  /* resting until then after a pass */
     uint64_t scrub_passes, scrub_bytes;
+    char kafka_host[256];          /* broker_set_kafka */
+    uint16_t kafka_port;
+    char *(*status_fn)(void *arg); /* a front end's lines for .cluster */
+    void *status_arg;
 };
 
 /* partition.c */
+/* The commit point moved (or p went away): wakes every watch. */
+void part_notify(struct part *p);
 int part_open(struct broker *b, struct topic *t, uint32_t id, bool create, struct part **out);
 void part_detach(struct part *p); /* topic deleted: fail waiters, drop topic's ref */
 void part_housekeep(struct part *p, int64_t now_ms);

@@ -18,6 +18,7 @@
  *      writers, flush and checkpoint every partition, unmount, exit 0.
  */
 #include "broker/broker.h"
+#include "broker/kafka/kafka.h"
 #include "broker/net/auth.h"
 #include "broker/powercut.h"
 #include "fs/fs.h"
@@ -70,6 +71,9 @@ static const char usage[] =
     "  -o scrub.interval.ms=N   rest between two scrub passes (86400000)\n"
     "  -o cluster.secret=FILE   peers must prove they know FILE's bytes (chmod 600)\n"
     "  -o cluster.listen=IPV4:PORT  where the cluster port listens (this node's peer address)\n"
+    "  -o kafka.listen=IPV4:PORT|off  the Kafka protocol's port (a single node:\n"
+    "                           127.0.0.1:9092, skipped when taken; a cluster: off)\n"
+    "  -o kafka.advertised=HOST:PORT  the address Kafka clients are told (kafka.listen's)\n"
     "  -o allow_other,...       any other option is passed to FUSE (see mount.fuse3(8));\n"
     "                           allow_other and allow_root imply default_permissions\n"
     "\n"
@@ -338,6 +342,7 @@ struct daemon {
     uv_signal_t sigint, sigterm, sighup, sigusr2;
     struct broker *b;
     struct fs *fs;
+    struct kafka *kafka;
     bool stopping;
     bool powercut; /* MINIKAFKA_POWERCUT=1: SIGUSR2 cuts the power (tests) */
 };
@@ -348,6 +353,11 @@ static void shutdown_begin(struct daemon *d, const char *why)
         return;
     d->stopping = true;
     mk_log(MK_INFO, "%s: stopping", why);
+    if (d->kafka) {
+        broker_status_hook(d->b, NULL, NULL);
+        kafka_stop(d->kafka);
+        d->kafka = NULL;
+    }
     fs_stop(d->fs);
     broker_quiesce(d->b);
     uv_close((uv_handle_t *)&d->sigint, NULL);
@@ -357,6 +367,11 @@ static void shutdown_begin(struct daemon *d, const char *why)
         uv_close((uv_handle_t *)&d->sigusr2, NULL);
     /* The loop now ends by itself once the running fdatasync jobs have
      * answered their writers: nothing else keeps it alive. */
+}
+
+static char *kafka_status_text(void *arg)
+{
+    return kafka_status(arg);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -502,6 +517,21 @@ int main(int argc, char **argv)
                strerror(-rc));
         goto out_broker;
     }
+    /* The Kafka port: given, it must listen (said here, on the terminal); by
+     * default (a single node, 127.0.0.1:9092) it is skipped when taken. */
+    bool kafka_on = c.cfg.kafka_mode == MK_KAFKA_SET ||
+                    (c.cfg.kafka_mode == MK_KAFKA_DEFAULT && !c.cfg.npeers);
+    if (kafka_on && (rc = broker_bind_check(c.cfg.kafka_listen.host, c.cfg.kafka_listen.port)) < 0) {
+        if (c.cfg.kafka_mode == MK_KAFKA_SET) {
+            mk_log(MK_ERROR, "cannot listen on the Kafka port %s:%u: %s", c.cfg.kafka_listen.host,
+                   c.cfg.kafka_listen.port, strerror(-rc));
+            goto out_broker;
+        }
+        mk_log(MK_WARN, "the Kafka port %s:%u is taken (%s): no Kafka protocol on this mount "
+               "(set kafka.listen=IPV4:PORT, or kafka.listen=off to say so)",
+               c.cfg.kafka_listen.host, c.cfg.kafka_listen.port, strerror(-rc));
+        kafka_on = false;
+    }
     if (fuse_session_mount(se, mnt) != 0) {
         mk_log(MK_ERROR, "cannot mount on %s", mnt);
         goto out_broker;
@@ -526,6 +556,30 @@ int main(int argc, char **argv)
         broker_quiesce(d.b);
         uv_run(&d.loop, UV_RUN_DEFAULT);
         goto out_loop;
+    }
+    if (kafka_on) {
+        rc = kafka_start(&d.kafka, d.b, &d.loop, c.cfg.kafka_listen.host, c.cfg.kafka_listen.port,
+                         c.cfg.kafka_adv_host, c.cfg.kafka_adv_port);
+        if (rc < 0) {
+            mk_log(c.cfg.kafka_mode == MK_KAFKA_SET ? MK_ERROR : MK_WARN,
+                   "the Kafka port %s:%u: %s", c.cfg.kafka_listen.host, c.cfg.kafka_listen.port,
+                   rc == -ENOTSUP ? "this CPU has no crc32 instruction (SSE 4.2), which record "
+                                    "batches need"
+                                  : uv_strerror(rc));
+            d.kafka = NULL;
+            if (c.cfg.kafka_mode == MK_KAFKA_SET) {
+                fs_stop(d.fs);
+                broker_quiesce(d.b);
+                uv_run(&d.loop, UV_RUN_DEFAULT);
+                goto out_loop;
+            }
+        } else {
+            broker_status_hook(d.b, kafka_status_text, d.kafka);
+            broker_set_kafka(d.b, c.cfg.kafka_adv_host[0] ? c.cfg.kafka_adv_host : c.cfg.kafka_listen.host,
+                             c.cfg.kafka_adv_port ? c.cfg.kafka_adv_port : c.cfg.kafka_listen.port);
+            mk_log(MK_INFO, "Kafka protocol on %s:%u", c.cfg.kafka_listen.host,
+                   c.cfg.kafka_listen.port);
+        }
     }
     uv_signal_t *sigs[] = {&d.sigint, &d.sigterm, &d.sighup};
     int signums[] = {SIGINT, SIGTERM, SIGHUP};

@@ -27,6 +27,8 @@
  */
 #include "broker/internal.h"
 #include "broker/pgroup.h"
+#include "broker/prodtab.h"
+#include "broker/record.h"
 #include "broker/sysio.h"
 
 #include <errno.h>
@@ -117,6 +119,7 @@ void part_unref(struct part *p)
         pgroup_close(p, -ESTALE);
     if (p->local)
         plog_close(&p->log);
+    free(p->prod);
     free(p);
 }
 
@@ -144,6 +147,7 @@ static void fail_waiters(struct part *p, int status)
 void part_detach(struct part *p)
 {
     p->t = NULL;
+    part_notify(p);
     if (p->g)
         pgroup_close(p, -ESTALE);
     /* Waiters stay: their records were written; the running job answers
@@ -175,6 +179,48 @@ void part_info(const struct part *p, struct part_info *o)
         pgroup_info(p->g, o);
 }
 
+/* ------------------------------------------------------------ watches */
+
+void part_watch(struct part *p, struct part_watch *w, void (*cb)(struct part_watch *w))
+{
+    part_unwatch(w);
+    w->cb = cb;
+    w->next = p->watch;
+    if (p->watch)
+        p->watch->pprev = &w->next;
+    w->pprev = &p->watch;
+    p->watch = w;
+}
+
+void part_unwatch(struct part_watch *w)
+{
+    if (!w->pprev)
+        return;
+    *w->pprev = w->next;
+    if (w->next)
+        w->next->pprev = w->pprev;
+    w->next = NULL;
+    w->pprev = NULL;
+}
+
+void part_notify(struct part *p)
+{
+    /* The list moves to a local head first: a callback may arm its watch
+     * again (on the new list) or take back one still waiting here. */
+    struct part_watch *list = p->watch, *w;
+    p->watch = NULL;
+    if (list)
+        list->pprev = &list;
+    while ((w = list)) {
+        list = w->next;
+        if (list)
+            list->pprev = &list;
+        w->next = NULL;
+        w->pprev = NULL;
+        w->cb(w);
+    }
+}
+
 /* ------------------------------------------------------------ group commit */
 
 static void answer_committed(struct part *p)
@@ -204,6 +250,7 @@ static void sync_done(struct part *p, struct part_job *j)
             p->commit_pos = j->pos;
             p->commit_off = j->off;
             p->mtime_ms = sys_now_ms();
+            part_notify(p);
         }
         answer_committed(p);
         /* Answering may have queued new waiters and started their job. */
@@ -217,6 +264,8 @@ static void sync_done(struct part *p, struct part_job *j)
     int rc = plog_truncate(&p->log, p->commit_off);
     if (rc < 0)
         mk_log(MK_ERROR, "%s: cannot undo: %s", p->log.dir, strerror(-rc));
+    if (p->prod) /* it may name records that are gone: searched again */
+        prodtab_init(p->prod, plog_next_off(&p->log));
     fail_waiters(p, j->rc);
 }
 
@@ -339,6 +388,7 @@ static int append_local(struct part *p, const struct iovec *iov, int iovcnt, con
         p->commit_pos = plog_end_pos(&p->log);
         p->commit_off = plog_next_off(&p->log);
         p->mtime_ms = now;
+        part_notify(p);
         if (pcb)
             pcb(arg, 0, before);
         else
@@ -350,6 +400,8 @@ static int append_local(struct part *p, const struct iovec *iov, int iovcnt, con
         /* Cannot wait for it, so it must not stay; records appended before
          * it belong to other waiters (a running job may be syncing them). */
         plog_truncate(&p->log, before);
+        if (p->prod)
+            prodtab_init(p->prod, plog_next_off(&p->log));
     }
     return rc;
 }
@@ -408,26 +460,81 @@ static int recs_to_items(const struct iovec *iov, int iovcnt, const struct part_
     return 0;
 }
 
+/* A single node's idempotence: 1 (and cb answered) when the batch is there
+ * already, 0 to store it, -EILSEQ out of order. */
+static int local_dedup(struct part *p, const struct part_producer *prod, size_t n,
+                       part_placed_cb cb, void *arg)
+{
+    if (!p->prod) {
+        if (!(p->prod = malloc(sizeof(*p->prod))))
+            return -ENOMEM;
+        prodtab_init(p->prod, plog_next_off(&p->log));
+    }
+    uint32_t skip;
+    uint64_t end, term;
+    int rc = prodtab_check(p->prod, &p->log, prod->id, sys_now_ms() - KAFKA_RETRY_MS, prod->seq,
+                           (uint32_t)n, &skip, &end, &term);
+    if (rc != 1)
+        return rc;
+    if (end > p->commit_off) {
+        /* Still on its way to disk: answered with the batch it repeats. */
+        int wr = add_waiter(p, NULL, cb, end - n, arg);
+        return wr < 0 ? wr : 1;
+    }
+    cb(arg, 0, end - n);
+    return 1;
+}
+
 int part_append_recs(struct part *p, const struct iovec *iov, int iovcnt,
-                     const struct part_rec *recs, size_t n, part_placed_cb cb, void *arg)
+                     const struct part_rec *recs, size_t n, const struct part_producer *prod,
+                     part_placed_cb cb, void *arg)
 {
     if (!p->t)
         return -ESTALE;
+    if (n > UINT32_MAX / 2)
+        return -EINVAL;
     if (p->g)
-        return -EOPNOTSUPP; /* TODO(issue 9): a cluster's partition */
+        return pgroup_append_recs(p, iov, iovcnt, recs, n, prod ? prod->id : 0,
+                                  prod ? prod->seq : 0, cb, arg);
     if (p->b->cfg.npeers && p->t->rf)
         return -EAGAIN;
     if (n == 0) {
         cb(arg, 0, plog_next_off(&p->log));
         return 0;
     }
+    int rc;
+    if (prod && (rc = local_dedup(p, prod, n, cb, arg)) != 0)
+        return rc < 0 ? rc : 0;
     struct seg_item *items = malloc(n * sizeof(*items));
+    uint8_t *side = NULL;
     if (!items)
         return -ENOMEM;
-    int rc = recs_to_items(iov, iovcnt, recs, n, items);
+    rc = recs_to_items(iov, iovcnt, recs, n, items);
+    if (rc == 0 && prod) {
+        /* Each record's side data: the producer field, then its own. */
+        size_t total = 0;
+        for (size_t i = 0; i < n; i++)
+            total += AUX_PRODUCER_LEN + recs[i].aux_len;
+        if (!(side = malloc(total)))
+            rc = -ENOMEM;
+        uint8_t *at = side;
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            aux_put_producer(at, prod->id, prod->seq + i);
+            if (recs[i].aux_len)
+                memcpy(at + AUX_PRODUCER_LEN, recs[i].aux, recs[i].aux_len);
+            items[i].aux = at;
+            items[i].aux_len = AUX_PRODUCER_LEN + recs[i].aux_len;
+            items[i].opaque = true;
+            at += items[i].aux_len;
+        }
+    }
+    uint64_t first = plog_next_off(&p->log);
     if (rc == 0)
         rc = append_local(p, iov, iovcnt, NULL, items, n, NULL, cb, arg);
+    if (rc == 0 && prod)
+        prodtab_note(p->prod, prod->id, prod->seq + n - 1, first + n - 1, p->term);
     free(items);
+    free(side);
     return rc;
 }
 

@@ -18,7 +18,7 @@
  *   written (proposed here, or received from a leader), the latest write
  *   winning.  An entry is trusted only while the log still holds that
  *   offset in that term; otherwise (a truncation, a restart) the tail of
- *   the log is searched for the producer's last record, at most SCAN_MAX
+ *   the log is searched for the producer's last record (prodtab.h), at most PRODTAB_SCAN
  *   records back.
  */
 #include "broker/cluster.h"
@@ -26,6 +26,7 @@
 #include "broker/le.h"
 #include "broker/log.h"
 #include "broker/pgroup.h"
+#include "broker/prodtab.h"
 #include "broker/record.h"
 #include "broker/replica.h"
 #include "broker/sysio.h"
@@ -37,8 +38,6 @@
 #include <string.h>
 
 #define RESEND_MS  1000
-#define PROD_MAX   16
-#define SCAN_MAX   65536
 #define IDLE_TICKS 10 /* idle ticks before a leader quiesces */
 #define PREFER_MS  2000 /* a leader that is not the preferred one checks this often */
 #define REPAIR_MS  2000 /* an unanswered repair is asked of the next replica */
@@ -51,6 +50,13 @@ struct pwrite {
     size_t len;
     uint32_t *lens;
     uint32_t n;
+    /* Records with side data (a Kafka producer's, pgroup_append_recs): only
+     * ever placed by this node as leader, never forwarded; producer 0 means
+     * this node's own (cluster_producer). */
+    uint8_t *side;
+    uint32_t *side_lens;
+    uint64_t producer;
+    part_placed_cb pcb;
     uint64_t seq; /* of the first record */
     uint64_t req; /* of the last WRITE_REQ */
     enum pw_state state;
@@ -86,10 +92,6 @@ struct trim {
     struct trim *next;
 };
 
-struct producer {
-    uint64_t id, seq, off, term;
-    int64_t used_ms;
-};
 
 struct pgroup {
     struct cluster *c;
@@ -104,7 +106,7 @@ struct pgroup {
     uint64_t next_seq;
     struct pwrite *wh, *wt;
     struct fwd_in *fh;
-    struct producer prod[PROD_MAX];
+    struct prodtab prod;
     bool quiet;
     unsigned idle;
     uint32_t isr_mask; /* as the leader last said (QUIESCE) */
@@ -116,7 +118,6 @@ struct pgroup {
     int64_t prefer_ms; /* when the preferred leader was last considered */
     bool in_settled;
     struct trim *trims; /* written, not yet committed */
-    uint64_t open_next; /* the log's end when this process opened it */
     int64_t roll_ms;    /* when this leader last proposed a roll */
     uint64_t trim_asked; /* the last TRIM this leader proposed */
     /* repair of damaged committed entries (pgroup_repair) */
@@ -145,33 +146,10 @@ static void reads_tick(struct pgroup *g, int64_t now);
 
 /* ------------------------------------------------------------ producer table */
 
-static struct producer *prod_slot(struct pgroup *g, uint64_t id, bool make)
-{
-    struct producer *old = &g->prod[0];
-    for (int i = 0; i < PROD_MAX; i++) {
-        if (g->prod[i].id == id)
-            return &g->prod[i];
-        if (g->prod[i].used_ms < old->used_ms)
-            old = &g->prod[i];
-    }
-    if (!make)
-        return NULL;
-    memset(old, 0, sizeof(*old));
-    old->id = id;
-    return old;
-}
-
 static void on_appended(void *ctx, uint64_t off, uint64_t term, const uint8_t *aux, uint32_t alen)
 {
     struct pgroup *g = ctx;
-    uint64_t id, seq;
-    if (aux_get_producer(aux, alen, &id, &seq) < 0)
-        return;
-    struct producer *pr = prod_slot(g, id, true);
-    pr->seq = seq;
-    pr->off = off;
-    pr->term = term;
-    pr->used_ms = sys_now_ms();
+    prodtab_note_aux(&g->prod, aux, alen, off, term);
 }
 
 static void on_control(void *ctx, uint64_t off, uint64_t term, uint8_t tag, uint64_t arg)
@@ -213,60 +191,6 @@ static void apply_trims(struct pgroup *g)
     }
 }
 
-/* The last record of producer id in the local log: its sequence, offset and
- * term.  false when none is known. */
-static bool prod_lookup(struct pgroup *g, uint64_t id, uint64_t *seq, uint64_t *off,
-                        uint64_t *term)
-{
-    struct plog *l = &g->p->log;
-    struct producer *pr = prod_slot(g, id, false);
-    if (pr && pr->seq && pr->off >= plog_first_off(l) && pr->off < plog_next_off(l) &&
-        plog_term_at(l, pr->off) == pr->term) {
-        *seq = pr->seq;
-        *off = pr->off;
-        *term = pr->term;
-        pr->used_ms = sys_now_ms();
-        return true;
-    }
-    if (pr && !pr->seq)
-        return false; /* searched before and found none */
-    /* Not known, or cut off: search the tail.  What was written since this
-     * process opened the log passed through `appended`; only older records,
-     * recent enough to be resent (twice request.timeout.ms), are read. */
-    uint64_t lo = plog_first_off(l), hi = plog_next_off(l);
-    if (!pr && hi > g->open_next)
-        hi = g->open_next; /* never seen since: not in what was written since */
-    if (hi > lo && hi - lo > SCAN_MAX)
-        lo = hi - SCAN_MAX;
-    int64_t oldest = sys_now_ms() - 2 * g->p->b->cfg.request_timeout_ms;
-    uint8_t buf[512];
-    for (uint64_t o = hi; o > lo; o--) {
-        struct seg_entry e;
-        uint64_t pid, s;
-        if (plog_entry(l, o - 1, &e) < 0)
-            continue;
-        if (e.ts < oldest)
-            break;
-        if (!e.aux_len || e.aux_len > sizeof(buf) || plog_read_aux(l, o - 1, &e, buf) < 0 ||
-            aux_get_producer(buf, e.aux_len, &pid, &s))
-            continue;
-        if (pid != id)
-            continue;
-        pr = prod_slot(g, id, true);
-        pr->seq = s;
-        pr->off = o - 1;
-        pr->term = plog_term_at(l, o - 1);
-        pr->used_ms = sys_now_ms();
-        *seq = pr->seq;
-        *off = pr->off;
-        *term = pr->term;
-        return true;
-    }
-    pr = prod_slot(g, id, true);
-    pr->used_ms = sys_now_ms(); /* seq 0: none */
-    return false;
-}
-
 /* ------------------------------------------------------------ placing records */
 
 static bool is_leader(const struct pgroup *g)
@@ -291,23 +215,26 @@ static void wake(struct pgroup *g)
  * in the log unless they are there already.  *end_off, *term: where the
  * last one is (end_off - 1) and its term. */
 static int place(struct pgroup *g, uint64_t prod, uint64_t seq, uint32_t n, const uint32_t *lens,
-                 const uint8_t *data, uint64_t *end_off, uint64_t *term)
+                 const uint8_t *data, const uint8_t *side, const uint32_t *side_lens,
+                 uint64_t *end_off, uint64_t *term)
 {
     if (!is_leader(g))
         return RAFT_ENOTLEADER;
-    uint64_t last, off, t;
     uint32_t skip = 0;
-    const uint8_t *at = data;
-    if (prod_lookup(g, prod, &last, &off, &t) && last >= seq) {
-        if (last - seq >= n - 1) {
-            /* All there: at or before the producer's last record. */
-            *end_off = off + 1;
-            *term = t;
-            return 0;
-        }
-        skip = (uint32_t)(last - seq + 1);
-        for (uint32_t i = 0; i < skip; i++)
-            at += lens[i];
+    const uint8_t *at = data, *sat = side;
+    int64_t window = 2 * g->p->b->cfg.request_timeout_ms;
+    if ((prod & PRODUCER_KAFKA) && window < KAFKA_RETRY_MS)
+        window = KAFKA_RETRY_MS;
+    int rc = prodtab_check(&g->prod, &g->p->log, prod, sys_now_ms() - window, seq, n, &skip,
+                           end_off, term);
+    if (rc < 0)
+        return rc;
+    if (rc == 1)
+        return 0; /* all there: at or before the producer's last record */
+    for (uint32_t i = 0; i < skip; i++) {
+        at += lens[i];
+        if (side)
+            sat += side_lens[i];
     }
     size_t bytes = 0;
     for (uint32_t i = skip; i < n; i++)
@@ -318,7 +245,8 @@ static int place(struct pgroup *g, uint64_t prod, uint64_t seq, uint32_t n, cons
     struct part *p = g->p;
     int64_t now = sys_now_ms();
     int64_t ts = now > plog_active(&p->log)->last_ts ? now : plog_active(&p->log)->last_ts;
-    int rc = replica_propose(g->rep, &iov, 1, lens + skip, NULL, NULL, n - skip, ts, &rp, &first, term);
+    rc = replica_propose(g->rep, &iov, 1, lens + skip, side ? sat : NULL,
+                             side ? side_lens + skip : NULL, n - skip, ts, &rp, &first, term);
     if (rc < 0)
         return rc;
     *end_off = first + (n - skip);
@@ -344,9 +272,14 @@ static void pw_unlink(struct pgroup *g, struct pwrite *w)
 static void pw_finish(struct pgroup *g, struct pwrite *w, int status)
 {
     pw_unlink(g, w);
-    w->cb(w->arg, status);
+    if (w->pcb)
+        w->pcb(w->arg, status, status == 0 ? w->end_off - w->n : 0);
+    else
+        w->cb(w->arg, status);
     free(w->data);
     free(w->lens);
+    free(w->side);
+    free(w->side_lens);
     free(w);
 }
 
@@ -364,8 +297,8 @@ static void pw_try(struct pgroup *g, struct pwrite *w, int64_t now)
 {
     w->sent_ms = now;
     if (is_leader(g)) {
-        int rc = place(g, cluster_producer(g->c), w->seq, w->n, w->lens, w->data, &w->end_off,
-                       &w->term);
+        int rc = place(g, w->producer ? w->producer : cluster_producer(g->c), w->seq, w->n, w->lens,
+                       w->data, w->side, w->side_lens, &w->end_off, &w->term);
         if (rc == 0) {
             w->state = PW_PLACED;
             g->unsettled = true; /* it may be committed already (a resend) */
@@ -378,6 +311,13 @@ static void pw_try(struct pgroup *g, struct pwrite *w, int64_t now)
             mk_log(MK_WARN, "%s: proposing: %s", gname(g), strerror(-rc));
             return;
         }
+    }
+    if (w->side) {
+        /* Never forwarded: the client asks the leader itself (NOT_LEADER). */
+        w->state = PW_WAIT;
+        w->fail = -EREMOTE;
+        w->deadline_ms = now;
+        return;
     }
     uint32_t to = ask_whom(g);
     if (!to || to == g->self || !cluster_connected(g->c, to)) {
@@ -434,6 +374,73 @@ int pgroup_append(struct part *p, const struct iovec *iov, int iovcnt, const uin
     w->seq = g->next_seq;
     g->next_seq += n;
     w->cb = cb;
+    w->arg = arg;
+    int64_t now = sys_now_ms();
+    w->deadline_ms = now + p->b->cfg.request_timeout_ms;
+    if (g->wt)
+        g->wt->next = w;
+    else
+        g->wh = w;
+    g->wt = w;
+    wake(g);
+    pw_try(g, w, now);
+    settle(g);
+    return 0;
+}
+
+int pgroup_append_recs(struct part *p, const struct iovec *iov, int iovcnt,
+                       const struct part_rec *recs, size_t n, uint64_t producer, uint64_t seq,
+                       part_placed_cb cb, void *arg)
+{
+    struct pgroup *g = p->g;
+    if (!p->t || !g)
+        return -ESTALE;
+    if (!is_leader(g))
+        return -EREMOTE;
+    if (n == 0 || n > UINT32_MAX / 2)
+        return -EINVAL;
+    struct pwrite *w = calloc(1, sizeof(*w));
+    size_t len = 0, slen = 0;
+    for (size_t i = 0; i < n; i++) {
+        len += recs[i].len;
+        slen += recs[i].aux_len;
+    }
+    if (!w || !(w->data = malloc(len ? len : 1)) || !(w->lens = malloc(n * sizeof(uint32_t))) ||
+        !(w->side = malloc(slen ? slen : 1)) || !(w->side_lens = malloc(n * sizeof(uint32_t)))) {
+        if (w) {
+            free(w->data);
+            free(w->lens);
+            free(w->side);
+        }
+        free(w);
+        return -ENOMEM;
+    }
+    size_t at = 0;
+    for (int i = 0; i < iovcnt && at < len; i++) {
+        size_t k = iov[i].iov_len < len - at ? iov[i].iov_len : len - at;
+        if (k)
+            memcpy(w->data + at, iov[i].iov_base, k);
+        at += k;
+    }
+    size_t sat = 0;
+    for (size_t i = 0; i < n; i++) {
+        w->lens[i] = recs[i].len;
+        w->side_lens[i] = recs[i].aux_len;
+        if (recs[i].aux_len)
+            memcpy(w->side + sat, recs[i].aux, recs[i].aux_len);
+        sat += recs[i].aux_len;
+    }
+    w->g = g;
+    w->len = len;
+    w->n = (uint32_t)n;
+    w->producer = producer;
+    if (producer) {
+        w->seq = seq;
+    } else {
+        w->seq = g->next_seq;
+        g->next_seq += n;
+    }
+    w->pcb = cb;
     w->arg = arg;
     int64_t now = sys_now_ms();
     w->deadline_ms = now + p->b->cfg.request_timeout_ms;
@@ -519,6 +526,7 @@ static void on_committed(void *ctx, uint64_t off, uint64_t pos)
         p->commit_off = off;
         p->commit_pos = pos;
         p->mtime_ms = sys_now_ms();
+        part_notify(p);
     }
     g->unsettled = true; /* settled after the replica call returns */
 }
@@ -631,7 +639,7 @@ static void on_write_req(struct pgroup *g, uint32_t from, const struct wire_call
     else if (!records_ok(g->p, w))
         rc = -EINVAL;
     else
-        rc = place(g, w->producer, w->seq, w->n, w->lens, w->data, &end_off, &term);
+        rc = place(g, w->producer, w->seq, w->n, w->lens, w->data, NULL, NULL, &end_off, &term);
     if (rc == 0) {
         struct fwd_in *f = calloc(1, sizeof(*f));
         if (f) {
@@ -1374,7 +1382,7 @@ int pgroup_open(struct cluster *c, struct part *p)
                             ? e.pos + e.len
                             : plog_first_pos(&p->log);
         g->saved_commit = saved;
-        g->open_next = plog_next_off(&p->log);
+        prodtab_init(&g->prod, plog_next_off(&p->log));
         /* TRIM entries past the saved commit may be committed before the
          * crash and not applied yet: applied once the commit passes them. */
         for (uint64_t o = saved; o < plog_next_off(&p->log); o++) {

@@ -57,6 +57,12 @@ int pgroup_open(struct cluster *c, struct part *p);
 void pgroup_close(struct part *p, int status);
 
 /* part_append on a partition of a cluster (see broker.h). */
+/* part_append_recs on a cluster's partition: only at its leader (-EREMOTE
+ * elsewhere: a Kafka client asks the leader itself); producer/seq: the
+ * writer's identity for the resend check (0: this node's own). */
+int pgroup_append_recs(struct part *p, const struct iovec *iov, int iovcnt,
+                       const struct part_rec *recs, size_t n, uint64_t producer, uint64_t seq,
+                       part_placed_cb cb, void *arg);
 int pgroup_append(struct part *p, const struct iovec *iov, int iovcnt, const uint32_t *lens,
                   size_t n, part_done_cb cb, void *arg);
 

@@ -35,6 +35,12 @@
 
 #define AUX_PRODUCER_LEN (3 + 16)
 
+/* Producer ids: a node's own (its forwarded writes) have bit 63 clear; a
+ * Kafka idempotent producer's are PRODUCER_KAFKA | pid << 16 | epoch, and
+ * their sequences are Kafka's + 1 (0 means none). */
+#define PRODUCER_KAFKA (1ull << 63)
+#define KAFKA_RETRY_MS 300000 /* how long a Kafka producer retries (librdkafka's message.timeout.ms) */
+
 #define RK_KEY        1u
 #define RK_VALUE_NULL 2u
 

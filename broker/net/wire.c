@@ -474,6 +474,9 @@ int wire_call_encode(struct wire_buf *b, const struct wire_call *c)
         wire_put_u64(b, c->group);
         wire_put_u32(b, c->size);
         break;
+    case WIRE_INFO:
+        wire_put_bytes(b, c->data, c->data_len);
+        break;
     case WIRE_REPAIR_RESP:
         wire_put_u64(b, c->group);
         wire_put_u32(b, (uint32_t)c->status);
@@ -588,6 +591,12 @@ int wire_call_decode(const uint8_t *body, size_t len, struct wire_call *c)
     case WIRE_TRANSFER:
         c->group = wire_get_u64(&r);
         c->size = wire_get_u32(&r);
+        break;
+    case WIRE_INFO:
+        if (r.left > WIRE_INFO_MAX)
+            r.bad = true;
+        c->data_len = r.left;
+        c->data = r.left ? wire_get_bytes(&r, r.left) : NULL;
         break;
     case WIRE_REPAIR_RESP: {
         c->group = wire_get_u64(&r);

@@ -66,6 +66,9 @@
  *                                    then n entries, each: ts u64, flags
  *                                    u32, len u32, aux_len u32, side data,
  *                                    record bytes (exactly what is left)
+ *                        INFO        the rest: "kafka=HOST:PORT" (or empty), what
+ *                                    this node tells its peers about itself
+ *                                    once connected (at most 512 bytes)
  *                        TRANSFER    group u64, to u32: hand the group's
  *                                    leadership to node `to` (setfattr
  *                                    user.leader; no answer)
@@ -220,6 +223,7 @@ enum wire_call_kind {
     WIRE_REPAIR_REQ,
     WIRE_REPAIR_RESP,
     WIRE_TRANSFER,
+    WIRE_INFO,
     WIRE_NCALLS
 };
 
@@ -242,6 +246,7 @@ void wire_repair_put(uint8_t *out, const struct wire_repair_entry *e);
 int wire_repair_next(const uint8_t *data, size_t len, size_t *at, struct wire_repair_entry *e);
 
 #define WIRE_READ_MAX (1u << 20)
+#define WIRE_INFO_MAX 512
 
 /* One call.  Which fields are meaningful depends on kind (see BODIES);
  * decoding borrows data from the body and mallocs lens (the caller frees

@@ -843,14 +843,14 @@ Test(partition, records_with_side_data_and_newlines_read_back_whole_after_a_rest
                                     {.len = 3}};
     struct iovec iov = {(void *)bytes, sizeof(bytes) - 1};
     struct placed pl = {0};
-    cr_assert_eq(part_append_recs(p, &iov, 1, recs, 2, on_placed, &pl), 0);
+    cr_assert_eq(part_append_recs(p, &iov, 1, recs, 2, NULL, on_placed, &pl), 0);
     run_until_placed(&pl);
     cr_assert_eq(pl.status, 0);
     cr_assert_eq(pl.first, 1);
     /* Once more, now in the indexed segment the first one rolled to. */
     int before = atomic_load(&nsync);
     struct placed pl2 = {0};
-    cr_assert_eq(part_append_recs(p, &iov, 1, recs, 2, on_placed, &pl2), 0);
+    cr_assert_eq(part_append_recs(p, &iov, 1, recs, 2, NULL, on_placed, &pl2), 0);
     run_until_placed(&pl2);
     cr_assert_eq(pl2.status, 0);
     cr_assert_eq(pl2.first, 3);
@@ -890,9 +890,9 @@ Test(partition, records_that_do_not_end_in_a_newline_are_refused)
     const struct part_rec r = {.len = 3};
     struct iovec iov = {(void *)"abc", 3};
     struct placed pl = {0};
-    cr_assert_eq(part_append_recs(p, &iov, 1, &r, 1, on_placed, &pl), -EINVAL);
+    cr_assert_eq(part_append_recs(p, &iov, 1, &r, 1, NULL, on_placed, &pl), -EINVAL);
     const struct part_rec r2 = {.len = 4};
-    cr_assert_eq(part_append_recs(p, &iov, 1, &r2, 1, on_placed, &pl), -EINVAL, "past the bytes");
+    cr_assert_eq(part_append_recs(p, &iov, 1, &r2, 1, NULL, on_placed, &pl), -EINVAL, "past the bytes");
     cr_assert_eq(pl.calls, 0);
 }
 

@@ -438,6 +438,10 @@ static struct wire_call sample_call(uint8_t kind)
         c.group = 0xd1d2d3d4d5d6d7d8ull;
         c.size = 0xc1c2c3c4u; /* to */
         break;
+    case WIRE_INFO:
+        c.data = (const uint8_t *)"kafka=127.0.0.1:9092";
+        c.data_len = 20;
+        break;
     case WIRE_REPAIR_RESP: {
         /* Two entries: a record with side data, a NOOP. */
         struct wire_repair_entry e1 = {.ts = 0x1112131415161718ll,
@@ -768,14 +772,15 @@ Test(wire, call_of_unknown_kind_is_refused)
 }
 
 /* Every prefix of a valid body of every kind is refused, and so is a body
- * with a byte too many.  (READ_RESP's bytes are what is left of the body, so
+ * with a byte too many.  (READ_RESP's and INFO's bytes are what is left of the body, so
  * there a prefix or an extra byte is another valid answer: it is cut only
  * inside its fixed part, and given no bytes.) */
 Test(wire, call_truncated_or_overlong_bodies_are_refused)
 {
     for (uint8_t kind = 1; kind < WIRE_NCALLS; kind++) {
         struct wire_call c = sample_call(kind);
-        if (kind == WIRE_READ_RESP) {
+        bool rest = kind == WIRE_READ_RESP || kind == WIRE_INFO; /* bodies ending in "the rest" */
+        if (rest) {
             c.data = NULL;
             c.data_len = 0;
         }
@@ -783,7 +788,7 @@ Test(wire, call_truncated_or_overlong_bodies_are_refused)
         size_t n = b.len - WIRE_HDR;
         for (size_t k = 0; k < n; k++)
             call_refused_copy(b.p + WIRE_HDR, k, "kind %u cut to %zu of %zu bytes", kind, k, n);
-        if (kind == WIRE_READ_RESP)
+        if (rest)
             continue;
         wire_put_u8(&b, 0);
         cr_assert_eq(wire_end(&b), 0);
@@ -1022,4 +1027,19 @@ Test(wire, repair_resp_entries_must_be_exactly_n_whole_ones)
         at = 0;
         cr_assert_eq(wire_repair_next(repair_data, k, &at, &e), -EBADMSG, "a header cut to %zu", k);
     }
+}
+
+Test(wire, info_carries_text_up_to_its_limit)
+{
+    struct wire_call c = {.kind = WIRE_INFO, .data = (const uint8_t *)"kafka=h:1", .data_len = 9}, out;
+    call_round_trip(&c, 9 + 9, &out);
+    cr_assert_eq(out.data_len, 9);
+    cr_assert_eq(memcmp(out.data, "kafka=h:1", 9), 0);
+    wire_call_free(&out);
+    static uint8_t big[WIRE_INFO_MAX + 1];
+    memset(big, 'x', sizeof(big));
+    c.data = big;
+    c.data_len = sizeof(big);
+    cr_assert_eq(wire_call_encode(&b, &c), 0);
+    call_refused_copy(b.p + WIRE_HDR, b.len - WIRE_HDR, "an INFO of %zu bytes", sizeof(big));
 }

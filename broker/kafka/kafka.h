@@ -1,0 +1,36 @@
+/*
+ * kafka — the Kafka wire protocol front end: a TCP port on which existing
+ * Kafka clients (kcat, librdkafka, kafka-python, kafkajs) produce to and
+ * fetch from the same topics the mount shows.  Like fs/, it is a front end
+ * over broker.h only: it never touches segments or Raft directly.
+ *
+ * Requests on a connection are answered in the order they came
+ * (librdkafka pipelines deeply), whatever order their work ends in.
+ * Loop thread only.
+ */
+#ifndef MK_KAFKA_H
+#define MK_KAFKA_H
+
+#include "broker/broker.h"
+
+#include <uv.h>
+
+struct kafka;
+
+/* Listens on host:port (a dotted IPv4) and serves b's topics; adv_host and
+ * adv_port are what Metadata tells clients to connect to.  -EADDRINUSE ...
+ * when the port cannot listen; -ENOTSUP without the CPU's crc32
+ * instruction (CRC-32C of record batches). */
+int kafka_start(struct kafka **out, struct broker *b, uv_loop_t *loop, const char *host,
+                uint16_t port, const char *adv_host, uint16_t adv_port);
+
+/* Closes the port and every connection; their pending work is answered to
+ * no one.  The struct is freed once libuv has closed every handle
+ * (kafka_busy() false). */
+void kafka_stop(struct kafka *k);
+bool kafka_busy(const struct kafka *k);
+
+/* One line of status for .cluster (malloc'ed "kafka listen=... ..."). */
+char *kafka_status(const struct kafka *k);
+
+#endif
