@@ -26,6 +26,7 @@
  */
 #include "broker/cluster.h"
 #include "broker/pgroup.h"
+#include "broker/groups.h"
 #include "broker/internal.h"
 #include "broker/net/netport.h"
 #include "broker/sysio.h"
@@ -91,6 +92,11 @@ uint32_t broker_controller(const struct broker *b)
 {
     uint64_t l = b->cluster ? cluster_meta_leader(b->cluster) : 0;
     return l && l <= UINT32_MAX ? (uint32_t)l : b->cfg.node_id;
+}
+
+struct groups *broker_groups(const struct broker *b)
+{
+    return b->groups;
 }
 
 uint64_t broker_cluster_id(const struct broker *b)
@@ -648,6 +654,9 @@ int broker_start(struct broker *b, uv_loop_t *loop)
     uv_timer_init(loop, &b->timer);
     b->timer.data = b;
     uv_timer_start(&b->timer, housekeep, HOUSEKEEP_MS, HOUSEKEEP_MS);
+    int grc = groups_open(&b->groups, b, loop);
+    if (grc < 0)
+        return grc;
     if (!b->cfg.npeers)
         return 0;
     /* The port and the metadata group; partition groups come next. */
@@ -665,6 +674,10 @@ void broker_quiesce(struct broker *b)
     if (b->loop) {
         uv_timer_stop(&b->timer);
         uv_close((uv_handle_t *)&b->timer, NULL);
+    }
+    if (b->groups) {
+        groups_close(b->groups); /* frees itself once its timer closed */
+        b->groups = NULL;
     }
     if (b->cluster) {
         cluster_close(b->cluster); /* frees itself once its handles closed */
@@ -709,6 +722,12 @@ int broker_status(const struct broker *b, char **text, size_t *len)
             b->cfg.scrub_bytes_per_sec, b->scrub_passes, b->scrub_bytes, damaged, repaired);
     if (b->cluster)
         cluster_status(b->cluster, f);
+    if (b->groups) {
+        char *gl = groups_status(b->groups);
+        if (gl)
+            fputs(gl, f);
+        free(gl);
+    }
     if (b->status_fn) {
         char *extra = b->status_fn(b->status_arg);
         if (extra)

@@ -94,6 +94,9 @@ bool broker_node_kafka(const struct broker *b, uint32_t id, char *host, size_t n
  * leader, else this node. */
 uint32_t broker_controller(const struct broker *b);
 
+/* The consumer groups (groups.h), once started; NULL after quiesce. */
+struct groups *broker_groups(const struct broker *b);
+
 /* The cluster's id (fixed at its first start), or on a single node its
  * data dir's: what Kafka clients see as the cluster id. */
 uint64_t broker_cluster_id(const struct broker *b);

@@ -79,6 +79,7 @@ struct broker {
     bool fresh;              /* the data dir had no meta file at this start */
     uint64_t peer_inc[MK_MAX_PEERS]; /* the incarnation last seen of cfg.peers[i] */
     struct cluster *cluster; /* with peers, once started */
+    struct groups *groups;   /* consumer groups, once started */
     struct topic **topics;
     size_t ntopics, cap;
     uv_timer_t timer;

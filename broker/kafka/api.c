@@ -15,6 +15,7 @@
  *   side data: Kafka sees them with a null key, no headers and their
  *   append time.  Fetch answers uncompressed batches, one per partition.
  */
+#include "broker/groups.h"
 #include "broker/kafka/compress.h"
 #include "broker/kafka/internal.h"
 #include "broker/log.h"
@@ -37,6 +38,13 @@ enum {
     API_CREATE_TOPICS = 19,
     API_DELETE_TOPICS = 20,
     API_INIT_PRODUCER_ID = 22,
+    API_OFFSET_COMMIT = 8,
+    API_OFFSET_FETCH = 9,
+    API_FIND_COORDINATOR = 10,
+    API_JOIN_GROUP = 11,
+    API_HEARTBEAT = 12,
+    API_LEAVE_GROUP = 13,
+    API_SYNC_GROUP = 14,
 };
 
 struct api {
@@ -63,6 +71,13 @@ static const struct api apis[] = {
     {API_CREATE_TOPICS, 0, 4, INT16_MAX, h_create_topics},
     {API_DELETE_TOPICS, 0, 3, INT16_MAX, h_delete_topics},
     {API_INIT_PRODUCER_ID, 0, 1, INT16_MAX, h_init_producer_id},
+    {API_OFFSET_COMMIT, 0, 7, INT16_MAX, kapi_offset_commit},
+    {API_OFFSET_FETCH, 0, 5, INT16_MAX, kapi_offset_fetch},
+    {API_FIND_COORDINATOR, 0, 2, INT16_MAX, kapi_find_coordinator},
+    {API_JOIN_GROUP, 0, 5, INT16_MAX, kapi_join_group},
+    {API_HEARTBEAT, 0, 3, INT16_MAX, kapi_heartbeat},
+    {API_LEAVE_GROUP, 0, 1, INT16_MAX, kapi_leave_group},
+    {API_SYNC_GROUP, 0, 3, INT16_MAX, kapi_sync_group},
 };
 #define NAPIS (sizeof(apis) / sizeof(apis[0]))
 
@@ -257,8 +272,8 @@ static void write_topic_meta(struct kafka *k, struct kw *w, int16_t v, struct to
 {
     kw_i16(w, err);
     kw_string(w, name, name_len);
-    if (v >= 1)
-        kw_i8(w, 0); /* is_internal */
+    if (v >= 1) /* is_internal: the committed offsets' topic */
+        kw_i8(w, name_len == (int32_t)strlen(GROUPS_TOPIC) && !memcmp(name, GROUPS_TOPIC, (size_t)name_len));
     if (!t) {
         kw_array(w, 0);
         return;

@@ -88,6 +88,15 @@ void kreq_reset_out(struct kreq *r);
 uv_timer_t *kafka_timer_new(struct kafka *k, void *data);
 void kafka_timer_free(uv_timer_t *t);
 
+/* groups_api.c */
+int kapi_find_coordinator(struct kreq *r);
+int kapi_join_group(struct kreq *r);
+int kapi_sync_group(struct kreq *r);
+int kapi_heartbeat(struct kreq *r);
+int kapi_leave_group(struct kreq *r);
+int kapi_offset_commit(struct kreq *r);
+int kapi_offset_fetch(struct kreq *r);
+
 /* api.c */
 /* The handler of r's API: 0 when it took the request (answered now or
  * later), -EPROTO when the request must close the connection (a version
