@@ -93,6 +93,8 @@ struct groups {
     uint64_t loaded_id; /* ... of the topic with this id (a new topic starts over) */
     bool creating;
     struct waiter_c *where;
+    int inflight;      /* commits whose write is under way */
+    bool timer_closed; /* freed once this and no commit in flight */
 };
 
 static void tick(uv_timer_t *t);
@@ -354,12 +356,19 @@ static void group_free(struct group *g)
     free(g);
 }
 
-static void on_timer_closed(uv_handle_t *h)
+static void groups_free(struct groups *gs)
 {
-    struct groups *gs = h->data;
     coff_clear(gs);
     free(gs->offs);
     free(gs);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    struct groups *gs = h->data;
+    gs->timer_closed = true;
+    if (!gs->inflight)
+        groups_free(gs);
 }
 
 void groups_close(struct groups *gs)
@@ -529,8 +538,11 @@ static void prepare(struct groups *gs, struct group *g)
     if (g->state == G_EMPTY)
         g->initial = true;
     if (g->initial) {
+        /* The first members: each one that comes gives the others time. */
         g->deadline_ms = now + INITIAL_DELAY_MS;
-    } else {
+    } else if (g->state != G_PREPARING) {
+        /* Fixed when the rebalance starts (Kafka's rule): joins that keep
+         * coming cannot hold it open. */
         int32_t longest = 0;
         for (struct member *m = g->members; m; m = m->next)
             if (m->rebalance_ms > longest)
@@ -882,12 +894,9 @@ static void tick(uv_timer_t *t)
         }
         if (g->state == G_PREPARING && (now >= g->deadline_ms || (!g->initial && all_joined(g))))
             complete(gs, g);
-        if (g->state == G_EMPTY && !g->members) {
-            /* Forgotten once empty (its offsets stay in the log). */
-            *at = g->next;
-            group_free(g);
-            continue;
-        }
+        /* An empty group is kept, as Kafka keeps it: its generation goes
+         * on counting, so a member of an old generation is never taken for
+         * one of a new one. */
         at = &g->next;
     }
 }
@@ -911,10 +920,13 @@ static void on_committed(void *arg, int status, uint64_t first)
     for (size_t i = 0; i < op->n; i++)
         if (!op->offs[i].err)
             op->offs[i].err = err;
-    if (status == 0)
-        catch_up(op->gs);
+    struct groups *gs = op->gs;
+    if (status == 0 && !gs->closing)
+        catch_up(gs);
     op->cb(op->arg, err);
     free(op);
+    if (--gs->inflight == 0 && gs->timer_closed)
+        groups_free(gs); /* closed meanwhile */
 }
 
 /* The line a commit shows in the mount (escaped group). */
@@ -953,8 +965,8 @@ void group_commit(struct groups *gs, const char *group, int32_t generation,
     } else if (!err && g && g->members) {
         err = GERR_UNKNOWN_MEMBER_ID; /* an active group takes its members' commits only */
     }
-    if (!err && !group[0])
-        err = GERR_INVALID_GROUP_ID;
+    if (!err && (!group[0] || strlen(group) > 255))
+        err = GERR_INVALID_GROUP_ID; /* as join refuses it: a longer name would not read back */
     if (err) {
         for (size_t i = 0; i < n; i++)
             offs[i].err = err;
@@ -1001,7 +1013,11 @@ void group_commit(struct groups *gs, const char *group, int32_t generation,
     }
     *op = (struct commit_op){.gs = gs, .offs = offs, .n = n, .cb = cb, .arg = arg};
     struct iovec iov = {lines, at};
+    if (nr)
+        gs->inflight++;
     int rc = nr ? part_append_recs(offsets_part(gs), &iov, 1, recs, nr, NULL, on_committed, op) : 0;
+    if (nr && rc < 0)
+        gs->inflight--;
     free(lines);
     free(aux);
     free(recs);

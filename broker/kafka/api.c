@@ -125,6 +125,20 @@ static struct topic *find_topic(struct kafka *k, const uint8_t *name, int32_t le
     return topic_find(k->b, buf);
 }
 
+/* The high watermark Kafka clients see: the commit point, less the
+ * entries at its end that show nothing (a new Raft leader's NOOP, a
+ * segment roll): a consumer that read every record is then at the end
+ * (kcat -e stops), and the next record's batch starts past them. */
+static uint64_t kafka_hwm(struct part *p, const struct part_info *pi)
+{
+    uint64_t h = pi->next_off;
+    struct part_entry e;
+    for (int i = 0; i < 64 && h > pi->first_off; i++, h--)
+        if (part_entry(p, h - 1, &e, NULL, 0) < 0 || e.record)
+            break;
+    return h;
+}
+
 static int32_t node_id(const struct kafka *k)
 {
     return (int32_t)broker_config(k->b)->node_id;
@@ -926,18 +940,19 @@ static void fetch_partition(struct kreq *r, struct part *p, int32_t idx, int64_t
         part_info(p, &pi);
     if (!err && (off < (int64_t)pi.first_off || off > (int64_t)pi.next_off))
         err = KERR_OFFSET_OUT_OF_RANGE;
+    uint64_t hwm = err ? pi.next_off : kafka_hwm(p, &pi);
     bool known = !err || err == KERR_OFFSET_OUT_OF_RANGE;
     kw_i32(w, idx);
     size_t err_at = w->len;
     kw_i16(w, err);
-    kw_i64(w, known ? (int64_t)pi.next_off : -1);
-    kw_i64(w, known ? (int64_t)pi.next_off : -1); /* last stable = high watermark */
+    kw_i64(w, known ? (int64_t)hwm : -1);
+    kw_i64(w, known ? (int64_t)hwm : -1); /* last stable = high watermark */
     if (v >= 5)
         kw_i64(w, known ? (int64_t)pi.first_off : -1);
     kw_array(w, 0); /* aborted transactions */
     if (v >= 11)
         kw_i32(w, -1); /* preferred read replica: none */
-    if (err || off == (int64_t)pi.next_off || (*total > 0 && *total >= budget)) {
+    if (err || off >= (int64_t)hwm || (*total > 0 && *total >= budget)) {
         kw_i32(w, 0);
         if (!err)
             fetch_candidate(st, r, p);
@@ -946,7 +961,7 @@ static void fetch_partition(struct kreq *r, struct part *p, int32_t idx, int64_t
     size_t lim = pmax > 0 ? (size_t)pmax : 1, got = 0;
     if (*total > 0 && budget - *total < lim)
         lim = budget - *total;
-    int rc = fetch_records(st, p, (uint64_t)off, pi.next_off, lim, w, &got);
+    int rc = fetch_records(st, p, (uint64_t)off, hwm, lim, w, &got);
     if (rc < 0) {
         /* Damaged (EIO: being repaired) or gone: this partition fails. */
         kw_i32(w, 0);
@@ -1102,7 +1117,7 @@ static int h_list_offsets(struct kreq *r)
                 struct part_info pi;
                 part_info(p, &pi);
                 if (ts == -1) {
-                    off = (int64_t)pi.next_off;
+                    off = (int64_t)kafka_hwm(p, &pi);
                 } else if (ts == -2) {
                     off = (int64_t)pi.first_off;
                 } else if (ts >= 0) {

@@ -170,11 +170,11 @@ void kresp_hdr_write(struct kw *w, int32_t correlation_id, bool flexible);
 
 /* ================================================================ batches */
 
-#define KBATCH_HDR       61 /* bytes up to and including recordsCount */
-#define KBATCH_MIN_LEN   49 /* the smallest batchLength: KBATCH_HDR - 12 */
-#define KBATCH_CRC_AT    17 /* offset of the crc */
-#define KBATCH_CRC_FROM  21 /* the CRC covers attributes to the end */
-#define KBATCH_ATTR_CODEC 0x07 /* enum kcodec (compress.h) */
+#define KBATCH_HDR                  61   /* bytes up to and including recordsCount */
+#define KBATCH_MIN_LEN              49   /* the smallest batchLength: KBATCH_HDR - 12 */
+#define KBATCH_CRC_AT               17   /* offset of the crc */
+#define KBATCH_CRC_FROM             21   /* the CRC covers attributes to the end */
+#define KBATCH_ATTR_CODEC           0x07 /* enum kcodec (compress.h) */
 #define KBATCH_ATTR_LOG_APPEND_TIME 0x08
 #define KBATCH_ATTR_TRANSACTIONAL   0x10
 #define KBATCH_ATTR_CONTROL         0x20
@@ -193,7 +193,7 @@ struct kbatch {
     int64_t producer_id; /* -1: none */
     int16_t producer_epoch;
     int32_t base_seq;
-    int32_t count; /* recordsCount, >= 0; checked against the records by the iterator */
+    int32_t count;          /* recordsCount, >= 0; checked against the records by the iterator */
     const uint8_t *records; /* the bytes after the header, compressed when attributes & 7 */
     size_t records_len;
 };
@@ -217,26 +217,26 @@ int kbatch_parse(const uint8_t *buf, size_t len, struct kbatch *b, size_t *used)
  * kbatch_records_end(), and as long as the batch's buffer when it was not
  * compressed). */
 struct krecord {
-    int8_t attributes;   /* unused by Kafka, 0 */
-    int64_t ts_delta;    /* timestamp - base_ts */
-    int32_t offset_delta;/* offset - base_offset, in 0..last_offset_delta, increasing */
-    const uint8_t *key;  /* NULL when null */
-    int32_t key_len;     /* -1 when null */
+    int8_t attributes;    /* unused by Kafka, 0 */
+    int64_t ts_delta;     /* timestamp - base_ts */
+    int32_t offset_delta; /* offset - base_offset, in 0..last_offset_delta, increasing */
+    const uint8_t *key;   /* NULL when null */
+    int32_t key_len;      /* -1 when null */
     const uint8_t *value;
-    int32_t value_len;   /* -1 when null */
-    int32_t nheaders;    /* >= 0 */
+    int32_t value_len;      /* -1 when null */
+    int32_t nheaders;       /* >= 0 */
     const uint8_t *headers; /* the header section after its count, raw, as stored */
     size_t headers_len;     /* (already checked: kheaders_next over it cannot fail) */
 };
 
 /* Iteration state over one batch's records.  Fields are private. */
 struct krec_iter {
-    struct kr r;       /* over the (decompressed) records */
-    uint8_t *owned;    /* the decompressed records, or NULL */
-    int32_t left;      /* records still to come per the header's count */
-    int32_t last_delta;/* the header's last_offset_delta */
-    int64_t next_delta;/* the smallest offset_delta the next record may carry */
-    int err;           /* sticky */
+    struct kr r;        /* over the (decompressed) records */
+    uint8_t *owned;     /* the decompressed records, or NULL */
+    int32_t left;       /* records still to come per the header's count */
+    int32_t last_delta; /* the header's last_offset_delta */
+    int64_t next_delta; /* the smallest offset_delta the next record may carry */
+    int err;            /* sticky */
 };
 
 /* Starts iterating b's records, decompressing them first when

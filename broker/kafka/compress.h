@@ -27,7 +27,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum kcodec { KCODEC_NONE = 0, KCODEC_GZIP = 1, KCODEC_SNAPPY = 2, KCODEC_LZ4 = 3, KCODEC_ZSTD = 4 };
+enum kcodec {
+    KCODEC_NONE = 0,
+    KCODEC_GZIP = 1,
+    KCODEC_SNAPPY = 2,
+    KCODEC_LZ4 = 3,
+    KCODEC_ZSTD = 4
+};
 
 /* Decompresses len bytes at in, compressed with codec (enum kcodec, 1..4).
  * On success returns 0, *out is a malloc'ed buffer the caller frees (never
