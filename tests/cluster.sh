@@ -4,25 +4,27 @@
 # data in DATA/di and is mounted on MNT/mki.  The nodes run in the
 # foreground of this script; Ctrl-C (or SIGTERM) unmounts and stops them all.
 #
-#   tests/cluster.sh [-n NODES] [-p PORT] [-d DATA] [-m MNT] [-o OPTS]
+#   tests/cluster.sh [-n NODES] [-p PORT] [-k KPORT] [-d DATA] [-m MNT] [-o OPTS]
 #
-# Defaults: 3 nodes, port 7001, DATA=$HOME/.local/share/minikafka-cluster,
+# Node i serves the Kafka protocol on 127.0.0.i:KPORT (default 9092; -k off
+# for none).  Defaults: 3 nodes, port 7001, DATA=$HOME/.local/share/minikafka-cluster,
 # MNT=/tmp/minikafka-cluster-$USER; -o adds options for every node (e.g.
 # -o default.replication.factor=2).  Stopped and started again with the same
 # DATA, the cluster comes back with its topics.
 set -u
 BIN=${MK_BIN:-$(dirname "$0")/../build/minikafka}
-NODES=3 PORT=7001 OPTS=""
+NODES=3 PORT=7001 KPORT=9092 OPTS=""
 DATA=${HOME:-/root}/.local/share/minikafka-cluster
 MNT=/tmp/minikafka-cluster-$(id -un)
-while getopts "n:p:d:m:o:" opt; do
+while getopts "n:p:k:d:m:o:" opt; do
     case $opt in
     n) NODES=$OPTARG ;;
     p) PORT=$OPTARG ;;
+    k) KPORT=$OPTARG ;;
     d) DATA=$OPTARG ;;
     m) MNT=$OPTARG ;;
     o) OPTS=",$OPTARG" ;;
-    *) echo "usage: $0 [-n NODES] [-p PORT] [-d DATA] [-m MNT] [-o OPTS]" >&2; exit 2 ;;
+    *) echo "usage: $0 [-n NODES] [-p PORT] [-k KPORT|off] [-d DATA] [-m MNT] [-o OPTS]" >&2; exit 2 ;;
     esac
 done
 if ! [[ $NODES =~ ^[0-9]+$ ]] || ((NODES < 1 || NODES > 16)); then
@@ -49,7 +51,9 @@ trap stop INT TERM
 
 for ((i = 1; i <= NODES; i++)); do
     mkdir -p "$DATA/d$i" "$MNT/mk$i" || exit 1
-    "$BIN" -f -o "node.id=$i,$PEERS$OPTS" "$DATA/d$i" "$MNT/mk$i" &
+    kafka="kafka.listen=off"
+    [[ $KPORT == off ]] || kafka="kafka.listen=127.0.0.$i:$KPORT"
+    "$BIN" -f -o "node.id=$i,$PEERS,$kafka$OPTS" "$DATA/d$i" "$MNT/mk$i" &
     PIDS[$i]=$!
 done
 # Mounted once each root answers as a minikafka mount.
