@@ -65,6 +65,11 @@ void broker_set_kafka(struct broker *b, const char *host, uint16_t port)
     }
 }
 
+bool broker_tree_shared(const struct broker *b)
+{
+    return b->cfg.npeers || b->kafka_port;
+}
+
 bool broker_node_kafka(const struct broker *b, uint32_t id, char *host, size_t n, uint16_t *port)
 {
     if (id == b->cfg.node_id || !b->cluster) {

@@ -87,6 +87,9 @@ const struct mk_config *broker_config(const struct broker *b);
 /* Where this node serves the Kafka protocol (its advertised address): told
  * to the other nodes, so that each can list every node to its clients. */
 void broker_set_kafka(struct broker *b, const char *host, uint16_t port);
+/* Whether the tree may change other than through this mount: in a cluster,
+ * or with the Kafka port on (its clients make and delete topics). */
+bool broker_tree_shared(const struct broker *b);
 /* Node id's Kafka address as it told it (this node's own included); false
  * when not known (no Kafka port there, or not heard from yet). */
 bool broker_node_kafka(const struct broker *b, uint32_t id, char *host, size_t n, uint16_t *port);

@@ -929,10 +929,10 @@ static void on_committed(void *arg, int status, uint64_t first)
         groups_free(gs); /* closed meanwhile */
 }
 
-/* The line a commit shows in the mount (escaped group). */
-static size_t commit_line(char *out, size_t cap, const char *g, const char *t, int32_t p, int64_t off)
+/* A group name as a key=value value: %XX outside [A-Za-z0-9._-]. */
+static size_t escape(char *out, size_t cap, const char *g)
 {
-    size_t at = (size_t)snprintf(out, cap, "commit group=");
+    size_t at = 0;
     for (const char *s = g; *s && at + 4 < cap; s++) {
         unsigned char c = (unsigned char)*s;
         if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
@@ -941,6 +941,16 @@ static size_t commit_line(char *out, size_t cap, const char *g, const char *t, i
         else
             at += (size_t)snprintf(out + at, cap - at, "%%%02X", c);
     }
+    if (cap)
+        out[at < cap ? at : cap - 1] = '\0';
+    return at;
+}
+
+/* The line a commit shows in the mount (escaped group). */
+static size_t commit_line(char *out, size_t cap, const char *g, const char *t, int32_t p, int64_t off)
+{
+    size_t at = (size_t)snprintf(out, cap, "commit group=");
+    at += escape(out + at, cap - at, g);
     at += (size_t)snprintf(out + at, cap - at, " topic=%s partition=%d offset=%" PRId64 "\n", t, p,
                            off);
     return at < cap ? at : cap;
@@ -1070,10 +1080,16 @@ char *groups_status(const struct groups *gs)
     FILE *f = open_memstream(&buf, &size);
     if (!f)
         return NULL;
-    for (const struct group *g = gs->groups; g; g = g->next)
-        fprintf(f, "group %s state=%s generation=%d protocol=%s leader=%s members=%zu\n", g->name,
-                state_names[g->state], g->generation, g->protocol ? g->protocol : "",
-                g->leader ? g->leader : "", nmembers(g));
+    for (const struct group *g = gs->groups; g; g = g->next) {
+        char name[3 * 256 + 1], proto[3 * 256 + 1], leader[3 * 400 + 1];
+        escape(name, sizeof(name), g->name);
+        escape(proto, sizeof(proto), g->protocol ? g->protocol : "");
+        escape(leader, sizeof(leader), g->leader ? g->leader : "");
+        fprintf(f,
+                "group=%s group.state=%s group.generation=%d group.protocol=%s group.leader=%s "
+                "group.members=%zu\n",
+                name, state_names[g->state], g->generation, proto, leader, nmembers(g));
+    }
     fclose(f);
     return buf;
 }

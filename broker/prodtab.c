@@ -97,6 +97,39 @@ bool prodtab_lookup(struct prodtab *t, const struct plog *l, uint64_t id, int64_
     return false;
 }
 
+/* The offset of producer id's record of sequence seq, searched back from
+ * offset `from` (that producer's record of sequence from_seq >= seq). */
+static bool find_seq(const struct plog *l, uint64_t id, uint64_t seq, uint64_t from,
+                     uint64_t from_seq, uint64_t *off)
+{
+    if (from_seq == seq) {
+        *off = from;
+        return true;
+    }
+    uint64_t lo = plog_first_off(l);
+    if (from - lo > PRODTAB_SCAN)
+        lo = from - PRODTAB_SCAN;
+    uint8_t buf[512];
+    for (uint64_t o = from; o > lo; o--) {
+        struct seg_entry e;
+        uint64_t pid, s;
+        if (plog_entry(l, o - 1, &e) < 0 || !e.aux_len)
+            continue;
+        struct seg_entry head = e;
+        if (head.aux_len > sizeof(buf))
+            head.aux_len = (uint32_t)sizeof(buf);
+        if (plog_read_aux(l, o - 1, &head, buf) < 0 || aux_get_producer(buf, head.aux_len, &pid, &s))
+            continue;
+        if (pid == id && s == seq) {
+            *off = o - 1;
+            return true;
+        }
+        if (pid == id && s < seq)
+            return false; /* passed it: not there */
+    }
+    return false;
+}
+
 int prodtab_check(struct prodtab *t, const struct plog *l, uint64_t id, int64_t oldest_ms,
                   uint64_t seq, uint32_t n, uint32_t *skip, uint64_t *end_off, uint64_t *term)
 {
@@ -107,8 +140,16 @@ int prodtab_check(struct prodtab *t, const struct plog *l, uint64_t id, int64_t 
         return 0; /* a new producer (or one forgotten: taken as it comes) */
     if (last >= seq) {
         if (last - seq >= (uint64_t)n - 1) {
-            *end_off = off + 1;
-            *term = tm;
+            /* All there: answered with where this write's last record is
+             * (an earlier batch than the last: searched back for it). */
+            uint64_t at;
+            if (find_seq(l, id, seq + n - 1, off, last, &at)) {
+                *end_off = at + 1;
+                *term = plog_term_at(l, at);
+            } else {
+                *end_off = off + 1;
+                *term = tm;
+            }
             return 1;
         }
         if (kafka)

@@ -98,11 +98,13 @@ void node_fill_attr(struct fs *f, const struct node *n, fuse_ino_t ino, struct s
 /* Partitions and .cluster grow under readers: never cached.  Directories
  * are cached like names; the kernel drops a directory's attributes itself
  * when a mkdir or rmdir in it goes through this mount. */
-/* In a cluster another node may change the tree at any time: nothing of it
- * is cached by the kernel (every lookup asks, and misses do a ReadIndex). */
+/* In a cluster another node may change the tree at any time, and with the
+ * Kafka port a client may (CreateTopics, DeleteTopics): nothing of it is
+ * then cached by the kernel (every lookup asks; in a cluster, misses do a
+ * ReadIndex). */
 static double name_ttl(const struct fs *f)
 {
-    return broker_config(f->b)->npeers ? 0.0 : NAME_TTL;
+    return broker_tree_shared(f->b) ? 0.0 : NAME_TTL;
 }
 
 double node_ttl(const struct fs *f, const struct node *n)

@@ -421,7 +421,7 @@ static int h_metadata(struct kreq *r)
         for (int32_t i = 0; i < nt; i++) {
             const uint8_t *name;
             int32_t len = kr_string(&in, &name);
-            if (find_topic(k, name, len, buf) || len <= 0 || len > 249 || !topic_name_check(buf) == 0)
+            if (find_topic(k, name, len, buf) || len <= 0 || len > 249 || topic_name_check(buf) != 0)
                 continue;
             struct broker_change_req cr = {.kind = BC_CREATE,
                                            .topic = buf,
@@ -1078,6 +1078,57 @@ static int h_fetch(struct kreq *r)
 
 /* ------------------------------------------------------------ ListOffsets */
 
+#define TS_SLACK_MS (60 * 60 * 1000) /* producers' clocks may lag the broker's */
+#define TS_SCAN_MAX 100000
+
+/* A record's Kafka timestamp: the producer's (CreateTime) when it has one,
+ * else its append time. */
+static int64_t record_ts(struct part *p, uint64_t off, struct part_entry *e, bool *record)
+{
+    static uint8_t aux[4096];
+    int rc = part_entry(p, off, e, aux, sizeof(aux));
+    *record = rc == 0 && e->record;
+    if (rc == -EMSGSIZE) { /* a big key or headers: the timestamp is at the front */
+        rc = part_entry(p, off, e, NULL, 0);
+        *record = rc == 0 && e->record;
+        return e->ts;
+    }
+    struct rec_kafka rk;
+    if (rc == 0 && e->aux_len && aux_get_kafka(aux, e->aux_len, &rk) == 0)
+        return rk.ts;
+    return rc == 0 ? e->ts : -1;
+}
+
+/* The first offset whose record's Kafka timestamp is >= ts, and that
+ * timestamp; -1 (and -1) when none is.  The index (append times, which
+ * never go back) finds where to start, TS_SLACK_MS early; the records from
+ * there are read in order (at most TS_SCAN_MAX, then the index's answer
+ * stands). */
+static int64_t offset_for_time(struct part *p, const struct part_info *pi, int64_t ts,
+                               int64_t *found_ts)
+{
+    uint64_t hwm = kafka_hwm(p, pi);
+    uint64_t o = part_offset_for_time(p, ts > TS_SLACK_MS ? ts - TS_SLACK_MS : 0);
+    struct part_entry e;
+    bool record;
+    *found_ts = -1;
+    for (uint64_t n = 0; o < hwm; o++, n++) {
+        if (n == TS_SCAN_MAX) {
+            uint64_t a = part_offset_for_time(p, ts);
+            if (a >= hwm)
+                return -1;
+            *found_ts = record_ts(p, a, &e, &record);
+            return (int64_t)a;
+        }
+        int64_t t = record_ts(p, o, &e, &record);
+        if (record && t >= ts) {
+            *found_ts = t;
+            return (int64_t)o;
+        }
+    }
+    return -1;
+}
+
 static int h_list_offsets(struct kreq *r)
 {
     struct kafka *k = r->k;
@@ -1121,12 +1172,7 @@ static int h_list_offsets(struct kreq *r)
                 } else if (ts == -2) {
                     off = (int64_t)pi.first_off;
                 } else if (ts >= 0) {
-                    uint64_t o = part_offset_for_time(p, ts);
-                    struct part_entry e;
-                    if (o < pi.next_off && part_entry(p, o, &e, NULL, 0) == 0) {
-                        off = (int64_t)o;
-                        found_ts = e.ts;
-                    }
+                    off = offset_for_time(p, &pi, ts, &found_ts);
                 } else {
                     err = KERR_INVALID_REQUEST;
                 }
@@ -1302,7 +1348,14 @@ static int h_create_topics(struct kreq *r)
         }
         memcpy(name, t->name, (size_t)t->name_len);
         name[t->name_len] = '\0';
-        if (!topic_name_check(name) == 0) {
+        bool dup = false;
+        for (int32_t q = 0; q < st->n && !dup; q++)
+            dup = q != i && st->t[q].name_len == t->name_len &&
+                  !memcmp(st->t[q].name, t->name, (size_t)t->name_len);
+        if (dup) {
+            t->err = KERR_INVALID_REQUEST; /* Kafka's answer to a name given twice */
+            snprintf(t->msg, sizeof(t->msg), "a topic named twice in one request");
+        } else if (topic_name_check(name) != 0) {
             t->err = KERR_INVALID_TOPIC;
             snprintf(t->msg, sizeof(t->msg), "a topic name is [a-zA-Z0-9._-], not . or ..");
         } else if (parts[i] == 0 || parts[i] < -1) {
@@ -1364,6 +1417,14 @@ static int h_delete_topics(struct kreq *r)
     char name[256];
     for (int32_t i = 0; i < st->n; i++) {
         struct ct_topic *t = &st->t[i];
+        bool dup = false;
+        for (int32_t q = 0; q < st->n && !dup; q++)
+            dup = q != i && st->t[q].name_len == t->name_len &&
+                  !memcmp(st->t[q].name, t->name, (size_t)t->name_len);
+        if (dup) {
+            t->err = KERR_INVALID_REQUEST; /* named twice */
+            continue;
+        }
         if (!find_topic(k, t->name, t->name_len, name)) {
             t->err = KERR_UNKNOWN_TOPIC_OR_PARTITION;
             continue;

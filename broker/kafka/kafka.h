@@ -33,4 +33,24 @@ bool kafka_busy(const struct kafka *k);
 /* One line of status for .cluster (malloc'ed "kafka listen=... ..."). */
 char *kafka_status(const struct kafka *k);
 
+/* ---- test hooks (tests/fuzz/fuzz_kafka.c only; the daemon never calls them) */
+
+/* Serves fd, one end of a connected stream socket (a socketpair's), as a
+ * connection just accepted on k's port: from there on the same reading,
+ * framing, dispatch, answering and closing as a TCP client's.  k owns fd
+ * from the call on (closed with the connection, or at once on failure).
+ * 0, -ESHUTDOWN after kafka_stop, -ENOMEM, or uv_tcp_open's error. */
+int kafka_adopt_for_test(struct kafka *k, int fd);
+
+/* What a harness needs to tell "done" from "still at work". */
+struct kafka_test_view {
+    size_t conns;   /* open connections (one being closed is not: its handle counts in handles
+                       until libuv has freed it) */
+    size_t owed;    /* requests of open connections not yet answered, plus one per connection
+                       whose answers are not all written out to its socket yet */
+    int handles;    /* libuv handles k has open: listener, connections, Fetch timers */
+    uint64_t requests, bad_frames, unsupported; /* the status line's counters */
+};
+void kafka_view_for_test(const struct kafka *k, struct kafka_test_view *v);
+
 #endif

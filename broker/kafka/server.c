@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "broker/kafka/crc32c.h"
 
@@ -183,7 +184,8 @@ static int take_frame(struct kconn *c, size_t size)
         return -1;
     }
     if (!kapi_known(r->h.api_key, r->h.api_version)) {
-        c->k->unsupported++;
+        c->k->unsupported++; /* a bad frame of its own kind: counted in both */
+        c->k->bad_frames++;
         mk_log(MK_INFO, "kafka %s: api %d version %d is not served: closing", c->peer, r->h.api_key,
                r->h.api_version);
         req_free(r);
@@ -328,14 +330,13 @@ static void conn_close(struct kconn *c, const char *why)
     uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
 }
 
-static void on_connection(uv_stream_t *server, int status)
+/* A connection of k, its handle initialized but not open yet (closed and
+ * freed by conn_close); NULL when memory is short. */
+static struct kconn *conn_new(struct kafka *k)
 {
-    struct kafka *k = server->data;
-    if (status < 0 || k->stopping)
-        return;
     struct kconn *c = calloc(1, sizeof(*c));
     if (!c)
-        return;
+        return NULL;
     c->k = k;
     uv_tcp_init(k->loop, &c->tcp);
     c->tcp.data = c;
@@ -345,10 +346,13 @@ static void on_connection(uv_stream_t *server, int status)
         k->conns->pprev = &c->next;
     c->pprev = &k->conns;
     k->conns = c;
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
-        conn_close(c, NULL);
-        return;
-    }
+    return c;
+}
+
+/* Starts serving c, whose handle is open (accepted). */
+static void conn_serve(struct kconn *c)
+{
+    struct kafka *k = c->k;
     struct sockaddr_storage sa;
     int salen = sizeof(sa);
     snprintf(c->peer, sizeof(c->peer), "?");
@@ -361,6 +365,21 @@ static void on_connection(uv_stream_t *server, int status)
     uv_tcp_nodelay(&c->tcp, 1);
     k->accepted++;
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    struct kafka *k = server->data;
+    if (status < 0 || k->stopping)
+        return;
+    struct kconn *c = conn_new(k);
+    if (!c)
+        return;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
+        conn_close(c, NULL);
+        return;
+    }
+    conn_serve(c);
 }
 
 /* ------------------------------------------------------------ timers */
@@ -444,6 +463,48 @@ bool kafka_busy(const struct kafka *k)
     return k->handles > 0;
 }
 
+/* ------------------------------------------------------------ test hooks */
+
+/* Only the harness calls these (tests/fuzz/fuzz_kafka.c); the port never
+ * does.  An adopted descriptor goes through conn_serve and everything after
+ * it, exactly as an accepted one: only uv_tcp_open takes uv_accept's place. */
+
+int kafka_adopt_for_test(struct kafka *k, int fd)
+{
+    if (k->stopping) {
+        close(fd);
+        return -ESHUTDOWN;
+    }
+    struct kconn *c = conn_new(k);
+    if (!c) {
+        close(fd);
+        return -ENOMEM;
+    }
+    int rc = uv_tcp_open(&c->tcp, fd);
+    if (rc < 0) {
+        conn_close(c, NULL); /* the handle does not own fd then */
+        close(fd);
+        return rc;
+    }
+    conn_serve(c);
+    return 0;
+}
+
+void kafka_view_for_test(const struct kafka *k, struct kafka_test_view *v)
+{
+    *v = (struct kafka_test_view){.handles = k->handles,
+                                  .requests = k->requests,
+                                  .bad_frames = k->bad_frames,
+                                  .unsupported = k->unsupported};
+    for (const struct kconn *c = k->conns; c; c = c->next) {
+        v->conns++;
+        for (const struct kreq *r = c->head; r; r = r->next)
+            v->owed++;
+        if (uv_stream_get_write_queue_size((const uv_stream_t *)&c->tcp) > 0)
+            v->owed++;
+    }
+}
+
 char *kafka_status(const struct kafka *k)
 {
     char *s = NULL;
@@ -451,8 +512,9 @@ char *kafka_status(const struct kafka *k)
     for (struct kconn *c = k->conns; c; c = c->next)
         conns++;
     if (asprintf(&s,
-                 "kafka listen=%s:%u advertised=%s:%u connections=%zu accepted=%" PRIu64
-                 " requests=%" PRIu64 " bad_frames=%" PRIu64 " unsupported=%" PRIu64 "\n",
+                 "kafka.listen=%s:%u kafka.advertised=%s:%u kafka.connections=%zu"
+                 " kafka.accepted=%" PRIu64 " kafka.requests=%" PRIu64 " kafka.bad_frames=%" PRIu64
+                 " kafka.unsupported=%" PRIu64 "\n",
                  k->host, k->port, k->adv_host, k->adv_port, conns, k->accepted, k->requests,
                  k->bad_frames, k->unsupported) < 0)
         return NULL;

@@ -360,7 +360,7 @@ static void status_line(const char *group, char *line, size_t cap)
     cr_assert_not_null(st);
     line[0] = '\0';
     char head[300];
-    snprintf(head, sizeof(head), "group %s state=", group);
+    snprintf(head, sizeof(head), "group=%s group.state=", group);
     for (char *l = st; *l;) {
         char *nl = strchr(l, '\n');
         size_t len = nl ? (size_t)(nl - l) : strlen(l);
@@ -700,7 +700,7 @@ Test(groups, a_leave_makes_the_others_join_again_without_the_leaver)
     char line[512];
     status_line("g", line, sizeof(line));
     if (line[0]) /* until the tick forgets the empty group */
-        cr_assert(strstr(line, "state=Empty ") && strstr(line, " members=0"), "%s", line);
+        cr_assert(strstr(line, "group.state=Empty ") && strstr(line, " group.members=0"), "%s", line);
     cr_assert_eq(group_heartbeat(gs, "g", 2, m[1]->member_id), GERR_UNKNOWN_MEMBER_ID);
     cr_assert_eq(commit_one("g", "t", 0, 5, "simple"), GERR_NONE);
     assert_fetch("g", "t", 0, 5, "simple");
@@ -820,7 +820,7 @@ Test(groups, a_joiner_sharing_no_protocol_is_refused)
     cr_assert_eq(group_heartbeat(gs, "g", 1, a->member_id), GERR_NONE);
     char line[512];
     status_line("g", line, sizeof(line));
-    cr_assert(strstr(line, " members=1"), "%s", line);
+    cr_assert(strstr(line, " group.members=1"), "%s", line);
 }
 
 Test(groups, a_session_timeout_out_of_range_is_refused)
@@ -1141,7 +1141,8 @@ Test(groups, status_lists_each_group_with_its_state_generation_and_members)
     char line[512], want[512];
     status_line("g", line, sizeof(line));
     snprintf(want, sizeof(want),
-             "group g state=Stable generation=1 protocol=range leader=%s members=2",
+             "group=g group.state=Stable group.generation=1 group.protocol=range "
+             "group.leader=%s group.members=2",
              m[0]->member_id);
     cr_assert_str_eq(line, want);
 
@@ -1149,7 +1150,8 @@ Test(groups, status_lists_each_group_with_its_state_generation_and_members)
     join_req(&(struct jreq){.group = "g", .client = "c"}, c);
     status_line("g", line, sizeof(line));
     snprintf(want, sizeof(want),
-             "group g state=PreparingRebalance generation=1 protocol=range leader=%s members=3",
+             "group=g group.state=PreparingRebalance group.generation=1 group.protocol=range "
+             "group.leader=%s group.members=3",
              m[0]->member_id);
     cr_assert_str_eq(line, want);
 
@@ -1159,7 +1161,8 @@ Test(groups, status_lists_each_group_with_its_state_generation_and_members)
     RUN_UNTIL(a2->calls && b2->calls && c->calls);
     status_line("g", line, sizeof(line));
     snprintf(want, sizeof(want),
-             "group g state=CompletingRebalance generation=2 protocol=range leader=%s members=3",
+             "group=g group.state=CompletingRebalance group.generation=2 group.protocol=range "
+             "group.leader=%s group.members=3",
              m[0]->member_id);
     cr_assert_str_eq(line, want);
 
@@ -1169,11 +1172,12 @@ Test(groups, status_lists_each_group_with_its_state_generation_and_members)
     RUN_UNTIL(h->calls > 0);
     status_line("h", line, sizeof(line));
     snprintf(want, sizeof(want),
-             "group h state=CompletingRebalance generation=1 protocol=range leader=%s members=1",
+             "group=h group.state=CompletingRebalance group.generation=1 group.protocol=range "
+             "group.leader=%s group.members=1",
              h->member_id);
     cr_assert_str_eq(line, want);
     status_line("g", line, sizeof(line));
-    cr_assert(strstr(line, "generation=2 "), "%s", line);
+    cr_assert(strstr(line, "group.generation=2 "), "%s", line);
 }
 
 /* ------------------------------------------------------------------ bugs */
