@@ -829,16 +829,27 @@ void group_sync(struct groups *gs, const char *group, int32_t generation, const 
         answer_sync(x, GERR_NONE);
 }
 
-int group_heartbeat(struct groups *gs, const char *group, int32_t generation,
-                    const char *member_id)
+/* The member of a request on this coordinator: 0 with *g and *m, or the
+ * error to answer. */
+static int find_member(struct groups *gs, const char *group, const char *member_id,
+                       struct group **g, struct member **m)
 {
     int err = coordinating(gs);
     if (err)
         return err;
-    struct group *g = group_get(gs, group, false);
-    struct member *m = g ? member_get(g, member_id) : NULL;
-    if (!m)
-        return GERR_UNKNOWN_MEMBER_ID;
+    *g = group_get(gs, group, false);
+    *m = *g ? member_get(*g, member_id) : NULL;
+    return *m ? GERR_NONE : GERR_UNKNOWN_MEMBER_ID;
+}
+
+int group_heartbeat(struct groups *gs, const char *group, int32_t generation,
+                    const char *member_id)
+{
+    struct group *g;
+    struct member *m;
+    int err = find_member(gs, group, member_id, &g, &m);
+    if (err)
+        return err;
     if (generation != g->generation)
         return GERR_ILLEGAL_GENERATION;
     m->seen_ms = uv_now(gs->loop);
@@ -847,13 +858,11 @@ int group_heartbeat(struct groups *gs, const char *group, int32_t generation,
 
 int group_leave(struct groups *gs, const char *group, const char *member_id)
 {
-    int err = coordinating(gs);
+    struct group *g;
+    struct member *m;
+    int err = find_member(gs, group, member_id, &g, &m);
     if (err)
         return err;
-    struct group *g = group_get(gs, group, false);
-    struct member *m = g ? member_get(g, member_id) : NULL;
-    if (!m)
-        return GERR_UNKNOWN_MEMBER_ID;
     remove_member(g, m, GERR_UNKNOWN_MEMBER_ID);
     if (g->members)
         prepare(gs, g);

@@ -338,6 +338,33 @@ static void pw_try(struct pgroup *g, struct pwrite *w, int64_t now)
     w->state = cluster_send_call(g->c, to, &call) == 0 ? PW_SENT : PW_WAIT;
 }
 
+/* Copies the first len bytes of iov's pieces to dst. */
+static void gather(uint8_t *dst, size_t len, const struct iovec *iov, int iovcnt)
+{
+    size_t at = 0;
+    for (int i = 0; i < iovcnt && at < len; i++) {
+        size_t k = iov[i].iov_len < len - at ? iov[i].iov_len : len - at;
+        if (k) /* an empty piece may have no base */
+            memcpy(dst + at, iov[i].iov_base, k);
+        at += k;
+    }
+}
+
+/* A new write of this node: queued behind the others, tried at once. */
+static void pw_queue(struct pgroup *g, struct pwrite *w)
+{
+    int64_t now = sys_now_ms();
+    w->deadline_ms = now + g->p->b->cfg.request_timeout_ms;
+    if (g->wt)
+        g->wt->next = w;
+    else
+        g->wh = w;
+    g->wt = w;
+    wake(g);
+    pw_try(g, w, now);
+    settle(g);
+}
+
 int pgroup_append(struct part *p, const struct iovec *iov, int iovcnt, const uint32_t *lens,
                   size_t n, part_done_cb cb, void *arg)
 {
@@ -360,13 +387,7 @@ int pgroup_append(struct part *p, const struct iovec *iov, int iovcnt, const uin
         free(w);
         return -ENOMEM;
     }
-    size_t at = 0;
-    for (int i = 0; i < iovcnt && at < len; i++) {
-        size_t k = iov[i].iov_len < len - at ? iov[i].iov_len : len - at;
-        if (k) /* an empty piece may have no base */
-            memcpy(w->data + at, iov[i].iov_base, k);
-        at += k;
-    }
+    gather(w->data, len, iov, iovcnt);
     memcpy(w->lens, lens, n * sizeof(*lens));
     w->g = g;
     w->len = len;
@@ -375,16 +396,7 @@ int pgroup_append(struct part *p, const struct iovec *iov, int iovcnt, const uin
     g->next_seq += n;
     w->cb = cb;
     w->arg = arg;
-    int64_t now = sys_now_ms();
-    w->deadline_ms = now + p->b->cfg.request_timeout_ms;
-    if (g->wt)
-        g->wt->next = w;
-    else
-        g->wh = w;
-    g->wt = w;
-    wake(g);
-    pw_try(g, w, now);
-    settle(g);
+    pw_queue(g, w);
     return 0;
 }
 
@@ -415,13 +427,7 @@ int pgroup_append_recs(struct part *p, const struct iovec *iov, int iovcnt,
         free(w);
         return -ENOMEM;
     }
-    size_t at = 0;
-    for (int i = 0; i < iovcnt && at < len; i++) {
-        size_t k = iov[i].iov_len < len - at ? iov[i].iov_len : len - at;
-        if (k)
-            memcpy(w->data + at, iov[i].iov_base, k);
-        at += k;
-    }
+    gather(w->data, len, iov, iovcnt);
     size_t sat = 0;
     for (size_t i = 0; i < n; i++) {
         w->lens[i] = recs[i].len;
@@ -442,16 +448,7 @@ int pgroup_append_recs(struct part *p, const struct iovec *iov, int iovcnt,
     }
     w->pcb = cb;
     w->arg = arg;
-    int64_t now = sys_now_ms();
-    w->deadline_ms = now + p->b->cfg.request_timeout_ms;
-    if (g->wt)
-        g->wt->next = w;
-    else
-        g->wh = w;
-    g->wt = w;
-    wake(g);
-    pw_try(g, w, now);
-    settle(g);
+    pw_queue(g, w);
     return 0;
 }
 

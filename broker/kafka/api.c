@@ -1212,6 +1212,16 @@ struct ct_state {
     int pending;
 };
 
+/* Whether topic i of the request is named by another one too. */
+static bool named_twice(const struct ct_state *st, int32_t i)
+{
+    for (int32_t q = 0; q < st->n; q++)
+        if (q != i && st->t[q].name_len == st->t[i].name_len &&
+            !memcmp(st->t[q].name, st->t[i].name, (size_t)st->t[i].name_len))
+            return true;
+    return false;
+}
+
 static void ct_state_free(struct kreq *r)
 {
     struct ct_state *st = r->state;
@@ -1348,11 +1358,7 @@ static int h_create_topics(struct kreq *r)
         }
         memcpy(name, t->name, (size_t)t->name_len);
         name[t->name_len] = '\0';
-        bool dup = false;
-        for (int32_t q = 0; q < st->n && !dup; q++)
-            dup = q != i && st->t[q].name_len == t->name_len &&
-                  !memcmp(st->t[q].name, t->name, (size_t)t->name_len);
-        if (dup) {
+        if (named_twice(st, i)) {
             t->err = KERR_INVALID_REQUEST; /* Kafka's answer to a name given twice */
             snprintf(t->msg, sizeof(t->msg), "a topic named twice in one request");
         } else if (topic_name_check(name) != 0) {
@@ -1417,12 +1423,8 @@ static int h_delete_topics(struct kreq *r)
     char name[256];
     for (int32_t i = 0; i < st->n; i++) {
         struct ct_topic *t = &st->t[i];
-        bool dup = false;
-        for (int32_t q = 0; q < st->n && !dup; q++)
-            dup = q != i && st->t[q].name_len == t->name_len &&
-                  !memcmp(st->t[q].name, t->name, (size_t)t->name_len);
-        if (dup) {
-            t->err = KERR_INVALID_REQUEST; /* named twice */
+        if (named_twice(st, i)) {
+            t->err = KERR_INVALID_REQUEST;
             continue;
         }
         if (!find_topic(k, t->name, t->name_len, name)) {

@@ -8,12 +8,14 @@ code moved on: update the mutant), never a silently skipped mutant.
   mutants.py list                  names, one per line, with their faults
   mutants.py apply NAME TREE       applies NAME's edits to the copy in TREE
   mutants.py faults NAME           the fault list its chaos run uses
+  mutants.py seed NAME             the seed known to catch it (tried first)
 """
 import sys
 
 MUTANTS = [
     {
         "name": "leader-acks-alone",
+        "seed": 41,  # the seed at which it was last caught (-d 30, 3 nodes)
         "what": "the leader acknowledges a write once its own fsync is done, "
                 "without waiting for a majority",
         "faults": "kill,partition-majority,isolate",
@@ -23,6 +25,7 @@ MUTANTS = [
     },
     {
         "name": "follower-acks-before-fsync",
+        "seed": 1,  # the seed at which it was last caught (-d 30, 3 nodes)
         "what": "a follower acknowledges entries before its fdatasync",
         "faults": "powercut",
         "edits": [("broker/replica.c",
@@ -31,6 +34,7 @@ MUTANTS = [
     },
     {
         "name": "reads-past-commit",
+        "seed": 1,  # the seed at which it was last caught (-d 30, 3 nodes)
         "what": "a replica shows and serves records past the commit point",
         "faults": "partition-majority,isolate",
         "edits": [("broker/partition.c",
@@ -45,6 +49,7 @@ MUTANTS = [
     },
     {
         "name": "resend-without-producer-seq",
+        "seed": 41,  # the seed at which it was last caught (-d 30, 3 nodes)
         "what": "a forwarded write sent again after a leader change gets new "
                 "sequence numbers, so the leader cannot see it is a resend",
         "faults": "kill,isolate,partition-majority",
@@ -56,6 +61,7 @@ MUTANTS = [
     },
     {
         "name": "follower-truncates-committed",
+        "seed": 1,  # the seed at which it was last caught (-d 30, 3 nodes)
         "what": "a replica drops its last committed entries when it starts, and "
                 "votes anyway",
         "faults": "kill,kill2",
@@ -67,6 +73,7 @@ MUTANTS = [
     },
     {
         "name": "minority-leader-acks",
+        "seed": 41,  # the seed at which it was last caught (-d 30, 3 nodes)
         "what": "a leader cut off from the majority keeps acknowledging writes "
                 "(it counts only the replicas it still hears, as an unclean ISR)",
         "faults": "partition-majority,isolate",
@@ -95,6 +102,9 @@ def main():
         return
     if len(sys.argv) == 3 and sys.argv[1] == "faults":
         print(find(sys.argv[2])["faults"])
+        return
+    if len(sys.argv) == 3 and sys.argv[1] == "seed":
+        print(find(sys.argv[2])["seed"])
         return
     if len(sys.argv) == 4 and sys.argv[1] == "apply":
         m = find(sys.argv[2])
