@@ -270,6 +270,13 @@ struct part_entry {
  * its side data is read there too (-EMSGSIZE when it does not fit). */
 int part_entry(struct part *p, uint64_t off, struct part_entry *e, void *aux, size_t aux_cap);
 
+/* Committed entries from offset off, as many as fit: at most max, within
+ * one segment, with their side data read into aux (at most aux_cap bytes;
+ * entry i's at aux + at[i]).  *n entries (0 at the commit point); the same
+ * errors as part_entry.  A few reads for all: what Fetch uses. */
+int part_entries(struct part *p, uint64_t off, size_t max, struct part_entry *out, size_t *at,
+                 size_t *n, void *aux, size_t aux_cap);
+
 /* The first committed offset whose append time is >= ts_ms (the commit
  * point when none is).  Binary search over the segments and their index. */
 uint64_t part_offset_for_time(struct part *p, int64_t ts_ms);

@@ -592,6 +592,56 @@ int part_entry(struct part *p, uint64_t off, struct part_entry *pe, void *aux, s
     return 0;
 }
 
+int part_entries(struct part *p, uint64_t off, size_t max, struct part_entry *out, size_t *at,
+                 size_t *n, void *aux, size_t aux_cap)
+{
+    enum { BATCH = 256 };
+    *n = 0;
+    if (!p->t)
+        return -ESTALE;
+    if (!p->local)
+        return -EREMOTE;
+    if (off < plog_first_off(&p->log))
+        return -ENODATA;
+    if (off >= p->commit_off || !max)
+        return 0;
+    const struct segment *s = plog_segment_of(&p->log, off);
+    if (!s)
+        return -ERANGE;
+    uint64_t end = s->base_off + s->count;
+    if (end > p->commit_off)
+        end = p->commit_off;
+    if (max > end - off)
+        max = (size_t)(end - off);
+    if (max > BATCH)
+        max = BATCH;
+    struct seg_entry e[BATCH];
+    int rc = seg_entries(s, off - s->base_off, max, e);
+    if (rc < 0)
+        return rc;
+    /* As many as whose side data fits; the first always (or -EMSGSIZE). */
+    size_t k = 0;
+    uint64_t aux0 = e[0].aux_off, auxn = aux0;
+    for (; k < max; k++) {
+        if (e[k].aux_len && (e[k].aux_off != auxn || e[k].aux_off + e[k].aux_len - aux0 > aux_cap))
+            break;
+        if (e[k].aux_len)
+            auxn = e[k].aux_off + e[k].aux_len;
+        out[k] = (struct part_entry){.record = seg_kind_of(&e[k]) == SEG_RECORD,
+                                     .pos = e[k].pos,
+                                     .len = e[k].len,
+                                     .ts = e[k].ts,
+                                     .aux_len = e[k].aux_len};
+        at[k] = e[k].aux_len ? (size_t)(e[k].aux_off - aux0) : 0;
+    }
+    if (k == 0)
+        return -EMSGSIZE;
+    if ((rc = seg_read_aux_range(s, aux0, (size_t)(auxn - aux0), aux)) < 0)
+        return rc;
+    *n = k;
+    return 0;
+}
+
 uint64_t part_offset_for_time(struct part *p, int64_t ts_ms)
 {
     if (!p->t || !p->local)

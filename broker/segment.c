@@ -805,6 +805,33 @@ int seg_entry(const struct segment *s, uint64_t i, struct seg_entry *e)
     return 0;
 }
 
+int seg_entries(const struct segment *s, uint64_t i, size_t n, struct seg_entry *out)
+{
+    enum { CHUNK = 256 };
+    unsigned char buf[CHUNK * SEG_ENTRY_SIZE];
+    if (i > s->count || n > s->count - i)
+        return -ERANGE;
+    for (size_t done = 0; done < n;) {
+        size_t k = n - done < CHUNK ? n - done : CHUNK;
+        int rc = sys_pread_all(s->idx_fd, buf, k * s->esize, idx_at(s, i + done));
+        if (rc < 0)
+            return rc;
+        for (size_t j = 0; j < k; j++)
+            entry_decode(s, buf + j * s->esize, &out[done + j]);
+        done += k;
+    }
+    return 0;
+}
+
+int seg_read_aux_range(const struct segment *s, uint64_t off, size_t len, void *buf)
+{
+    if (!len)
+        return 0;
+    if (s->aux_fd < 0 || off > s->aux_bytes || len > s->aux_bytes - off)
+        return -ERANGE;
+    return sys_pread_all(s->aux_fd, buf, len, (off_t)off);
+}
+
 int seg_read_aux(const struct segment *s, const struct seg_entry *e, void *buf)
 {
     if (!e->aux_len)

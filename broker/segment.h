@@ -141,6 +141,13 @@ int seg_read_aux(const struct segment *s, const struct seg_entry *e, void *buf);
 /* Reads entry i (0 <= i < count). */
 int seg_entry(const struct segment *s, uint64_t i, struct seg_entry *e);
 
+/* Reads entries [i, i + n) (within the segment) with few reads. */
+int seg_entries(const struct segment *s, uint64_t i, size_t n, struct seg_entry *out);
+
+/* Reads len bytes of the .aux from off (side data of consecutive entries
+ * is contiguous there). */
+int seg_read_aux_range(const struct segment *s, uint64_t off, size_t len, void *buf);
+
 /* Checks entries [lo, hi) (clamped to the segment) as recovery does: each
  * continues the previous one, fits the files, a record ends in '\n', and its
  * check matches its bytes and side data.  Entries below vcount are known

@@ -809,84 +809,93 @@ static int read_bytes(struct fetch_state *st, struct part *p, uint64_t pos, size
     return 0;
 }
 
-static int entry_with_aux(struct fetch_state *st, struct part *p, uint64_t off, struct part_entry *e)
-{
-    if (st->aux_cap < 4096) {
-        uint8_t *na = realloc(st->aux, 4096);
-        if (!na)
-            return -ENOMEM;
-        st->aux = na;
-        st->aux_cap = 4096;
-    }
-    int rc = part_entry(p, off, e, st->aux, st->aux_cap);
-    if (rc == -EMSGSIZE) {
-        uint8_t *na = realloc(st->aux, e->aux_len);
-        if (!na)
-            return -ENOMEM;
-        st->aux = na;
-        st->aux_cap = e->aux_len;
-        rc = part_entry(p, off, e, st->aux, st->aux_cap);
-    }
-    return rc;
-}
-
 /* Writes the records field of a Fetch answer for p from offset `from`:
  * one batch of whole records up to about `max` bytes (the first record
- * always, KIP-74).  *bytes: the batch's size (0: none). */
+ * always, KIP-74), read a few hundred entries at a time (their index
+ * entries, side data and bytes in one read each).  *bytes: the batch's
+ * size (0: none). */
 static int fetch_records(struct fetch_state *st, struct part *p, uint64_t from, uint64_t to,
                          size_t max, struct kw *w, size_t *bytes)
 {
-    uint64_t end = from, pos0 = 0, posn = 0;
-    size_t est = KBATCH_HDR;
-    struct part_entry e;
-    *bytes = 0;
-    while (end < to) {
-        int rc = part_entry(p, end, &e, NULL, 0);
-        if (rc < 0)
-            return rc;
-        size_t cost = (size_t)e.len + e.aux_len + 24;
-        if (end > from && est + cost > max)
-            break;
-        if (e.record) {
-            if (!posn)
-                pos0 = e.pos;
-            posn = e.pos + e.len;
-        }
-        est += cost;
-        end++;
-    }
-    if (!posn) {
-        kw_i32(w, 0);
-        return 0; /* only entries that show nothing (Raft's): TODO cluster */
-    }
-    int rc = read_bytes(st, p, pos0, (size_t)(posn - pos0));
-    if (rc < 0)
-        return rc;
-    size_t at_len = w->len;
-    kw_i32(w, 0); /* the records' size, set below */
+    enum { CHUNK = 256 };
+    struct part_entry e[CHUNK];
+    size_t at[CHUNK];
+    size_t at_len = w->len, est = KBATCH_HDR;
     struct kbatch_builder bb;
-    bool begun = false;
-    for (uint64_t off = from; off < end; off++) {
-        if ((rc = entry_with_aux(st, p, off, &e)) < 0) {
-            w->len = at_len;
-            return rc;
+    bool begun = false, full = false;
+    *bytes = 0;
+    kw_i32(w, 0); /* the records' size, set below */
+    int rc = 0;
+    for (uint64_t off = from; off < to && !full;) {
+        if (st->aux_cap < 65536) {
+            uint8_t *na = realloc(st->aux, 65536);
+            if (!na)
+                return -ENOMEM;
+            st->aux = na;
+            st->aux_cap = 65536;
         }
-        if (!e.record)
+        size_t n = 0;
+        rc = part_entries(p, off, (size_t)(to - off), e, at, &n, st->aux, st->aux_cap);
+        if (rc == -EMSGSIZE) { /* one entry's side data alone is bigger */
+            struct part_entry one;
+            if ((rc = part_entry(p, off, &one, NULL, 0)) < 0)
+                break;
+            uint8_t *na = realloc(st->aux, one.aux_len);
+            if (!na)
+                return -ENOMEM;
+            st->aux = na;
+            st->aux_cap = one.aux_len;
             continue;
-        struct rec_kafka rk;
-        bool has = e.aux_len && aux_get_kafka(st->aux, e.aux_len, &rk) == 0;
-        int64_t ts = has ? rk.ts : e.ts;
-        if (!begun) {
-            kbatch_build_begin(&bb, w, (int64_t)off, ts);
-            begun = true;
         }
-        const uint8_t *val = st->bytes + (e.pos - pos0);
-        int32_t vlen = has && (rk.flags & RK_VALUE_NULL) ? -1 : (int32_t)e.len - 1;
-        bool key = has && (rk.flags & RK_KEY);
-        kbatch_build_add(&bb, (int64_t)off, ts, key ? rk.key : NULL, key ? (int32_t)rk.key_len : -1,
-                         vlen < 0 ? NULL : val, vlen, has ? rk.nheaders : 0,
-                         has ? rk.headers : NULL, has ? rk.headers_len : 0);
+        if (rc < 0 || n == 0)
+            break;
+        /* The entries that fit, the first record always. */
+        size_t k = 0;
+        uint64_t pos0 = 0, posn = 0;
+        for (; k < n; k++) {
+            size_t cost = (size_t)e[k].len + e[k].aux_len + 24;
+            if ((begun || posn) && est + cost > max) {
+                full = true;
+                break;
+            }
+            est += cost;
+            if (e[k].record) {
+                if (!posn)
+                    pos0 = e[k].pos;
+                posn = e[k].pos + e[k].len;
+            }
+        }
+        if (posn && (rc = read_bytes(st, p, pos0, (size_t)(posn - pos0))) < 0)
+            break;
+        for (size_t q = 0; q < k; q++) {
+            if (!e[q].record)
+                continue;
+            struct rec_kafka rk;
+            bool has = e[q].aux_len && aux_get_kafka(st->aux + at[q], e[q].aux_len, &rk) == 0;
+            int64_t ts = has ? rk.ts : e[q].ts;
+            if (!begun) {
+                kbatch_build_begin(&bb, w, (int64_t)(off + q), ts);
+                begun = true;
+            }
+            const uint8_t *val = st->bytes + (e[q].pos - pos0);
+            int32_t vlen = has && (rk.flags & RK_VALUE_NULL) ? -1 : (int32_t)e[q].len - 1;
+            bool key = has && (rk.flags & RK_KEY);
+            kbatch_build_add(&bb, (int64_t)(off + q), ts, key ? rk.key : NULL,
+                             key ? (int32_t)rk.key_len : -1, vlen < 0 ? NULL : val, vlen,
+                             has ? rk.nheaders : 0, has ? rk.headers : NULL, has ? rk.headers_len : 0);
+        }
+        off += k;
     }
+    if (rc < 0 && !begun) {
+        w->len = at_len;
+        return rc;
+    }
+    if (!begun) {
+        w->len = at_len;
+        kw_i32(w, 0); /* only entries that show nothing (Raft's) */
+        return 0;
+    }
+    /* What was read stands; an error further on ends the batch early. */
     if ((rc = kbatch_build_end(&bb)) < 0) {
         w->len = at_len;
         return rc;
