@@ -917,3 +917,49 @@ Test(partition, offset_for_time_finds_the_first_record_at_or_after_it)
     cr_assert_eq(part_offset_for_time(p, e.ts), 2);
     cr_assert_eq(part_offset_for_time(p, e.ts + 1), 3, "none: the end");
 }
+
+Test(partition, part_entries_reads_a_run_with_its_side_data_and_stops_at_a_segment_end)
+{
+    open_broker();
+    struct part *p = make_topic("k");
+    struct ack a = {0};
+    cr_assert_eq(append(p, "plain\n", &a), 0); /* offset 0, no side data */
+    run_until_acked(&a, 1);
+    /* Offsets 1..3 with side data of 3 sizes (an indexed segment: a roll). */
+    uint8_t aux[3][64];
+    size_t alen[3];
+    struct part_rec recs[3];
+    for (int i = 0; i < 3; i++) {
+        struct rec_kafka k = {.flags = RK_KEY, .ts = 100 + i, .key = (const uint8_t *)"kkkk", .key_len = (uint32_t)i + 1};
+        alen[i] = aux_put_kafka(aux[i], &k);
+        recs[i] = (struct part_rec){.len = 2, .aux = aux[i], .aux_len = (uint32_t)alen[i]};
+    }
+    struct iovec iov = {(void *)"a\nb\nc\n", 6};
+    struct placed pl = {0};
+    cr_assert_eq(part_append_recs(p, &iov, 1, recs, 3, NULL, on_placed, &pl), 0);
+    run_until_placed(&pl);
+    cr_assert_eq(pl.status, 0);
+    struct part_entry e[8];
+    size_t at[8], n;
+    uint8_t buf[256];
+    cr_assert_eq(part_entries(p, 0, 8, e, at, &n, buf, sizeof(buf)), 0);
+    cr_assert_eq(n, 1, "the first segment ends after offset 0");
+    cr_assert_eq(e[0].aux_len, 0);
+    cr_assert_eq(part_entries(p, 1, 8, e, at, &n, buf, sizeof(buf)), 0);
+    cr_assert_eq(n, 3);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(e[i].pos, 6 + 2 * (uint64_t)i);
+        cr_assert_eq(e[i].aux_len, alen[i]);
+        struct rec_kafka back;
+        cr_assert_eq(aux_get_kafka(buf + at[i], e[i].aux_len, &back), 0);
+        cr_assert_eq(back.ts, 100 + i);
+        cr_assert_eq(back.key_len, (uint32_t)i + 1);
+    }
+    cr_assert_eq(part_entries(p, 1, 2, e, at, &n, buf, sizeof(buf)), 0);
+    cr_assert_eq(n, 2, "at most max");
+    cr_assert_eq(part_entries(p, 1, 8, e, at, &n, buf, alen[0] + alen[1]), 0);
+    cr_assert_eq(n, 2, "as many as whose side data fits");
+    cr_assert_eq(part_entries(p, 1, 8, e, at, &n, buf, alen[0] - 1), -EMSGSIZE, "not even the first");
+    cr_assert_eq(part_entries(p, 4, 8, e, at, &n, buf, sizeof(buf)), 0);
+    cr_assert_eq(n, 0, "at the commit point");
+}
