@@ -657,6 +657,38 @@ out:
 
 /* Appends n entries: their .log lengths from lens (plain records) or from
  * items (any kind, with side data). */
+/* Writes the side data of items to the .aux at its end: side data that
+ * lies back to back in memory (a Kafka batch's) goes as one piece, up to
+ * IOV_MAX pieces per write. */
+static int write_aux(struct segment *s, const struct seg_item *items, size_t n)
+{
+    enum { PIECES = 1024 };
+    struct iovec v[PIECES];
+    int nv = 0, rc = 0;
+    uint64_t at = s->aux_bytes, batch = 0;
+    for (size_t k = 0; k <= n && rc == 0; k++) {
+        bool last = k == n;
+        if (!last && !items[k].aux_len)
+            continue;
+        if (!last && nv && (const char *)v[nv - 1].iov_base + v[nv - 1].iov_len == (const char *)items[k].aux) {
+            v[nv - 1].iov_len += items[k].aux_len; /* continues the previous piece */
+            batch += items[k].aux_len;
+            continue;
+        }
+        if (nv == PIECES || (last && nv)) {
+            rc = sys_pwritev_all(s->aux_fd, v, nv, (off_t)at);
+            at += batch;
+            nv = 0;
+            batch = 0;
+        }
+        if (!last) {
+            v[nv++] = (struct iovec){(void *)items[k].aux, items[k].aux_len};
+            batch += items[k].aux_len;
+        }
+    }
+    return rc;
+}
+
 static int append(struct segment *s, const struct iovec *iov, int iovcnt, const uint32_t *lens,
                   const struct seg_item *items, size_t n, int64_t ts)
 {
@@ -745,12 +777,8 @@ static int append(struct segment *s, const struct iovec *iov, int iovcnt, const 
 
     if (total)
         rc = sys_pwritev_all(s->log_fd, iov, iovcnt, (off_t)s->bytes);
-    for (size_t k = 0, at = 0; rc == 0 && aux_total && k < n; k++) {
-        if (!items[k].aux_len)
-            continue;
-        rc = sys_pwrite_all(s->aux_fd, items[k].aux, items[k].aux_len, (off_t)(s->aux_bytes + at));
-        at += items[k].aux_len;
-    }
+    if (rc == 0 && aux_total)
+        rc = write_aux(s, items, n);
     if (rc == 0)
         rc = sys_pwrite_all(s->idx_fd, ent, n * s->esize, idx_at(s, s->count));
     if (rc < 0) {

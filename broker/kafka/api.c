@@ -558,31 +558,18 @@ static int16_t produce_batch(struct kreq *r, struct part *p, struct prod_part *p
                : rc == -EMSGSIZE ? KERR_RECORD_LIST_TOO_LARGE
                                  : KERR_CORRUPT_MESSAGE;
     }
-    /* Two passes: sizes, then bytes. */
-    size_t data_len = 0, aux_len = 0;
-    int32_t n = 0;
-    struct krecord rec;
-    struct krec_iter it2 = it;
-    while ((rc = kbatch_records_next(&it2, &rec)) == 1) {
-        int32_t vlen = rec.value_len < 0 ? 0 : rec.value_len;
-        if ((uint32_t)vlen > cfg->message_max_bytes ||
-            (size_t)(rec.key_len < 0 ? 0 : rec.key_len) + rec.headers_len > cfg->message_max_bytes) {
-            kbatch_records_end(&it);
-            return KERR_MESSAGE_TOO_LARGE;
-        }
-        data_len += (size_t)vlen + 1;
-        struct rec_kafka rk = {.flags = (rec.key_len >= 0 ? RK_KEY : 0),
-                               .key_len = rec.key_len < 0 ? 0 : (uint32_t)rec.key_len,
-                               .headers_len = (uint32_t)rec.headers_len};
-        aux_len += aux_kafka_size(&rk);
-        n++;
-    }
-    if (rc < 0) {
+    /* One pass, into buffers sized by what the records' bytes bound: a
+     * record takes at least 7 bytes of the (decompressed) blob besides its
+     * key, value and headers, and its side data at most 31 more than its
+     * key and headers. */
+    size_t blob = it.r.len;
+    if ((size_t)b.count > blob / 7 + 1) {
         kbatch_records_end(&it);
         return KERR_CORRUPT_MESSAGE;
     }
-    uint8_t *data = malloc(data_len ? data_len : 1), *aux = malloc(aux_len ? aux_len : 1);
-    struct part_rec *pr = malloc((size_t)n * sizeof(*pr));
+    size_t cap_data = blob + (size_t)b.count, cap_aux = blob + 31 * (size_t)b.count;
+    uint8_t *data = malloc(cap_data + 1), *aux = malloc(cap_aux + 1);
+    struct part_rec *pr = malloc(((size_t)b.count + 1) * sizeof(*pr));
     struct prod_op *op = malloc(sizeof(*op));
     if (!data || !aux || !pr || !op) {
         free(data);
@@ -592,13 +579,25 @@ static int16_t produce_batch(struct kreq *r, struct part *p, struct prod_part *p
         kbatch_records_end(&it);
         return KERR_UNKNOWN;
     }
-    size_t at = 0, aat = 0;
-    for (int32_t i = 0; kbatch_records_next(&it, &rec) == 1; i++) {
+    size_t data_len = 0, aat = 0;
+    int32_t n = 0;
+    struct krecord rec;
+    int16_t bad = KERR_NONE;
+    while ((rc = kbatch_records_next(&it, &rec)) == 1) {
         int32_t vlen = rec.value_len < 0 ? 0 : rec.value_len;
+        if ((uint32_t)vlen > cfg->message_max_bytes ||
+            (size_t)(rec.key_len < 0 ? 0 : rec.key_len) + rec.headers_len > cfg->message_max_bytes) {
+            bad = KERR_MESSAGE_TOO_LARGE;
+            break;
+        }
+        if (n >= b.count) { /* the iterator counts too: never reached */
+            bad = KERR_CORRUPT_MESSAGE;
+            break;
+        }
         if (vlen)
-            memcpy(data + at, rec.value, (size_t)vlen);
-        data[at + (size_t)vlen] = '\n';
-        at += (size_t)vlen + 1;
+            memcpy(data + data_len, rec.value, (size_t)vlen);
+        data[data_len + (size_t)vlen] = '\n';
+        data_len += (size_t)vlen + 1;
         struct rec_kafka rk = {.flags = (uint8_t)((rec.key_len >= 0 ? RK_KEY : 0) |
                                                   (rec.value_len < 0 ? RK_VALUE_NULL : 0)),
                                .ts = b.base_ts + rec.ts_delta,
@@ -608,8 +607,18 @@ static int16_t produce_batch(struct kreq *r, struct part *p, struct prod_part *p
                                .headers = rec.headers,
                                .headers_len = (uint32_t)rec.headers_len};
         size_t alen = aux_put_kafka(aux + aat, &rk);
-        pr[i] = (struct part_rec){.len = (uint32_t)vlen + 1, .aux = aux + aat, .aux_len = (uint32_t)alen};
+        pr[n++] = (struct part_rec){.len = (uint32_t)vlen + 1, .aux = aux + aat, .aux_len = (uint32_t)alen};
         aat += alen;
+    }
+    if (rc < 0 && !bad)
+        bad = KERR_CORRUPT_MESSAGE;
+    if (bad) {
+        free(data);
+        free(aux);
+        free(pr);
+        free(op);
+        kbatch_records_end(&it);
+        return bad;
     }
     kbatch_records_end(&it);
     struct iovec iov = {data, data_len};
