@@ -394,7 +394,7 @@ static int h_metadata(struct kreq *r)
     struct kr in = r->body;
     int32_t nt = kr_array(&in, 2);
     /* Parse it all once: a body that does not parse closes the connection. */
-    bool auto_create = v >= 4;
+    bool auto_create = true; /* AllowAutoTopicCreation: true unless v4+ says otherwise */
     {
         struct kr scan = in;
         for (int32_t i = 0; i < nt; i++) {
@@ -490,7 +490,7 @@ static void produce_answer(struct kreq *r)
             if (v >= 2)
                 kw_i64(w, -1); /* log append time: we keep CreateTime */
             if (v >= 5)
-                kw_i64(w, pp->log_start);
+                kw_i64(w, pp->err ? -1 : pp->log_start);
         }
     }
     if (v >= 1)
@@ -922,6 +922,7 @@ static void fetch_wake(struct kreq *r)
     if (!st->waiting)
         return;
     st->waiting = false;
+    r->abort = NULL;
     fetch_disarm(st);
     uv_timer_stop(st->timer);
     fetch_run(r);
@@ -939,6 +940,15 @@ static void on_fetch_timer(uv_timer_t *t)
 static void on_part_moved(struct part_watch *w)
 {
     fetch_wake(((struct fwatch *)w)->r);
+}
+
+/* Its connection went: the wait is over, the answer goes nowhere. */
+static void fetch_abort(struct kreq *r)
+{
+    struct fetch_state *st = r->state;
+    st->expired = true;
+    st->waiting = true; /* (it was: abort is set only while waiting) */
+    fetch_wake(r);
 }
 
 /* One partition's part of the answer. */
@@ -1079,6 +1089,7 @@ static void fetch_run(struct kreq *r)
     for (int i = 0; i < st->nwatch; i++)
         part_watch(st->watches[i].p, &st->watches[i].w, on_part_moved);
     st->waiting = true;
+    r->abort = fetch_abort;
     kreq_hold(r);
     uv_timer_start(st->timer, on_fetch_timer, st->deadline > now ? st->deadline - now : 0, 0);
 }
@@ -1235,7 +1246,7 @@ static bool named_twice(const struct ct_state *st, int32_t i)
 {
     for (int32_t q = 0; q < st->n; q++)
         if (q != i && st->t[q].name_len == st->t[i].name_len &&
-            !memcmp(st->t[q].name, st->t[i].name, (size_t)st->t[i].name_len))
+            (!st->t[i].name_len || !memcmp(st->t[q].name, st->t[i].name, (size_t)st->t[i].name_len)))
             return true;
     return false;
 }

@@ -19,7 +19,7 @@ static char *str_of(const uint8_t *s, int32_t len, bool *bad)
 {
     if (len < 0)
         return NULL;
-    if (memchr(s, '\0', (size_t)len)) {
+    if (len > 0 && memchr(s, '\0', (size_t)len)) {
         *bad = true;
         return NULL;
     }
@@ -28,7 +28,8 @@ static char *str_of(const uint8_t *s, int32_t len, bool *bad)
         *bad = true;
         return NULL;
     }
-    memcpy(out, s, (size_t)len);
+    if (len > 0) /* an empty string may have no bytes to point to */
+        memcpy(out, s, (size_t)len);
     out[len] = '\0';
     return out;
 }
@@ -395,9 +396,9 @@ int kapi_offset_commit(struct kreq *r)
     for (int32_t i = 0; i < st->ntopics; i++) {
         struct oc_topic *t = &st->topics[i];
         t->name_len = kr_string(in, &t->name);
-        char *tname = str_of(t->name, t->name_len < 0 ? 0 : t->name_len, &bad);
         if (t->name_len < 0)
-            t->name_len = 0;
+            goto bad_req; /* not nullable: the request does not parse */
+        char *tname = str_of(t->name, t->name_len, &bad);
         st->strs[st->nstrs++] = tname;
         t->n = kr_array(in, 14);
         t->offs = st->offs + at;
@@ -533,7 +534,11 @@ int kapi_offset_fetch(struct kreq *r)
         for (int32_t i = 0; i < nt; i++) {
             const uint8_t *name;
             int32_t len = kr_string(in, &name);
-            char *topic = str_of(name, len < 0 ? 0 : len, &bad);
+            if (len < 0) { /* not nullable: the request does not parse */
+                free(group);
+                return -EPROTO;
+            }
+            char *topic = str_of(name, len, &bad);
             int32_t np = kr_array(in, 4);
             kw_string(w, name, len < 0 ? 0 : len);
             kw_array(w, np < 0 ? 0 : np);

@@ -59,6 +59,8 @@ struct kreq {
     bool done;      /* out is complete */
     bool no_reply;  /* Produce with acks 0: nothing is sent */
     int holds;
+    void (*abort)(struct kreq *r);      /* ends a request that only waits, when
+                                           its connection goes (set while waiting) */
     void *state;                        /* the handler's */
     void (*state_free)(struct kreq *r); /* called once, before the request is freed */
 };

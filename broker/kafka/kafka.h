@@ -25,10 +25,10 @@ int kafka_start(struct kafka **out, struct broker *b, uv_loop_t *loop, const cha
                 uint16_t port, const char *adv_host, uint16_t adv_port);
 
 /* Closes the port and every connection; their pending work is answered to
- * no one.  The struct is freed once libuv has closed every handle
- * (kafka_busy() false). */
+ * no one, and a Fetch waiting for records ends at once.  k frees itself once
+ * libuv has closed its handles (the loop must run on): it must not be used
+ * after this call. */
 void kafka_stop(struct kafka *k);
-bool kafka_busy(const struct kafka *k);
 
 /* One line of status for .cluster (malloc'ed "kafka listen=... ..."). */
 char *kafka_status(const struct kafka *k);

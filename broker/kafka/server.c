@@ -316,14 +316,20 @@ static void conn_close(struct kconn *c, const char *why)
     *c->pprev = c->next;
     if (c->next)
         c->next->pprev = c->pprev;
-    /* Requests still at work finish on their own and go nowhere. */
+    /* Requests still at work finish on their own and go nowhere; one that
+     * only waits (a Fetch at the end) is ended now. */
     struct kreq *r = c->head;
     while (r) {
         struct kreq *next = r->next;
         r->c = NULL;
         r->next = NULL;
-        if (r->holds == 0)
+        if (r->holds == 0) {
             req_free(r);
+        } else if (r->abort) {
+            void (*abort)(struct kreq *) = r->abort;
+            r->abort = NULL;
+            abort(r);
+        }
         r = next;
     }
     c->head = c->tail = NULL;
@@ -456,11 +462,6 @@ void kafka_stop(struct kafka *k)
     while (k->conns)
         conn_close(k->conns, NULL);
     uv_close((uv_handle_t *)&k->listener, on_listener_closed);
-}
-
-bool kafka_busy(const struct kafka *k)
-{
-    return k->handles > 0;
 }
 
 /* ------------------------------------------------------------ test hooks */
