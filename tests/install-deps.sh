@@ -3,7 +3,7 @@
 # benchmarking, but only those that are missing. Called by every Makefile
 # target that builds, so a fresh Debian machine needs nothing by hand.
 set -eu
-need="gcc make pkg-config libfuse3-dev fuse3 libuv1-dev libxxhash-dev libcriterion-dev attr valgrind e2fsprogs util-linux coreutils procps psmisc python3 iptables libsodium-dev clang zlib1g-dev libsnappy-dev liblz4-dev libzstd-dev kcat python3-confluent-kafka python3-kafka"
+need="gcc make pkg-config libfuse3-dev fuse3 libuv1-dev libxxhash-dev libcriterion-dev attr valgrind e2fsprogs util-linux coreutils procps psmisc python3 iptables libsodium-dev clang zlib1g-dev libsnappy-dev liblz4-dev libzstd-dev kcat python3-confluent-kafka python3-kafka librdkafka-dev redis-server redis-tools"
 missing=""
 for p in $need; do
     st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)

@@ -7,9 +7,12 @@
 #   make bench BENCH_QUICK=1   smoke run (~35 s: 50 MB, 1 repetition, 1 GB start-up,
 #                              then ~1.5-2 min for the cluster section)
 #   make bench BENCH_CLUSTER=only | BENCH_CLUSTER=0   only / without the cluster section
+#   make bench BENCH_KAFKA=only | BENCH_KAFKA=0       only / without the Kafka section
+#                              (kload on librdkafka against Redis Streams; ~6 min,
+#                              quick ~1 min)
 
 BENCH_DIR   := $(BUILD)/bench
-BENCH_TOOLS := $(addprefix $(BENCH_DIR)/,writer checklog genlines waitsize ackloop)
+BENCH_TOOLS := $(addprefix $(BENCH_DIR)/,writer checklog genlines waitsize ackloop kload)
 # libfuse's example, compiled straight from Debian's copy: never vendored here.
 PASSTHROUGH_SRC := /usr/share/doc/libfuse3-dev/examples/passthrough_ll.c
 PASSTHROUGH     := $(BENCH_DIR)/passthrough_ll
@@ -20,6 +23,11 @@ bench-tools: $(BENCH_TOOLS) $(PASSTHROUGH)
 $(BENCH_DIR)/%: tests/bench/%.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(BASEFLAGS) $(OPT) -pthread $< -o $@
+
+# The Kafka load generator links Debian's librdkafka (librdkafka-dev).
+$(BENCH_DIR)/kload: tests/bench/kload.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) $(OPT) -pthread $< -o $@ $(shell pkg-config --cflags --libs rdkafka 2>/dev/null)
 
 $(PASSTHROUGH): $(PASSTHROUGH_SRC) | deps
 	@mkdir -p $(dir $@)

@@ -22,7 +22,11 @@
 # single node run alongside them (see "6: a 3-node cluster" below): 1 writer
 # on the leader's and on a follower's mount, 8 writers on 8 partitions, bulk
 # append, failover after kill -9 of a leader, idle CPU with 1,000 and 10,000
-# partitions and the start-up of a node holding them.
+# partitions and the start-up of a node holding them. Then a third table,
+# KAFKA (see "7: the Kafka protocol" below): the Kafka port driven by
+# tests/bench/kload.c (librdkafka) on a single node (fsync=always and
+# =never) and on three nodes RF3, against Redis Streams with appendfsync
+# always: produce, consume and produce-to-consume latency.
 #
 # Everything written is read back and checked (size + cmp for bulk data,
 # every record's framing and per-writer sequence for small records). Timings
@@ -34,7 +38,9 @@
 # run), BENCH_REPS, BENCH_SECS, BENCH_BULK_MB, BENCH_STARTUP_GB (e.g. "1 10")
 # to override sizes, BENCH_WORK (scratch dir, default build/bench/run),
 # BENCH_RT=1 (SCHED_FIFO for measured processes, see below), BENCH_CLUSTER=0
-# (no cluster section) or =only (nothing else), BENCH_CL_* (see section 6).
+# (no cluster section) or =only (nothing else), BENCH_CL_* (see section 6),
+# BENCH_KAFKA=0 (no Kafka section) or =only (nothing else), BENCH_KF_* (see
+# section 7).
 set -uo pipefail
 
 BENCH_BIN=$(realpath -m "${BENCH_BIN:-build/bench}")
@@ -528,7 +534,7 @@ cl_insync() {
 # .cluster answer (with "meta": and until it names the metadata leader)
 cl_start() {
 	local i=$1
-	start_mk "c$i" "node.id=$i,$CL_PEERS,num.partitions=8" "$WORK/data-c$i"
+	start_mk "c$i" "node.id=$i,$CL_PEERS,num.partitions=8${KF_CPORT:+,kafka.listen=127.0.0.$i:$KF_CPORT}" "$WORK/data-c$i"
 	wait_mounted "c$i" || return 1
 	until_ok 10 test -e "${MNT[c$i]}/.cluster" || { fail "c$i: ${MNT[c$i]}/.cluster does not answer"; return 1; }
 	CL_UP[$i]=1
@@ -957,6 +963,370 @@ cl_stop_all() { # stop the ackloops and every node still running; count silences
 	rm -rf "$WORK"/data-c[123] "$WORK"/data-cs
 }
 
+# --- 7: the Kafka protocol, against Redis Streams ------------------------------
+# The Kafka port (-o kafka.listen) driven by tests/bench/kload.c (librdkafka),
+# next to Debian's redis-server as the baseline, all in one run and
+# interleaved per repetition (order rotated). Systems:
+#   ka     single node, fsync=always (default), kafka.listen=127.0.0.1:KF_PA
+#   kn     single node, fsync=never: the same work without the disk, which
+#          separates what fsync costs from what the CPU costs
+#   kc     three nodes c1-c3 on 127.0.0.1-3 (cluster port and Kafka port picked
+#          free), every partition RF3, fsync=always; bootstrap all three
+#   redis  redis-server on 127.0.0.1 with a private dir, appendonly yes,
+#          appendfsync always (an XADD is answered once it is fsynced; Redis
+#          fsyncs once per event-loop pass, i.e. per batch of pipelined
+#          commands of all its clients)
+# Workloads (KF_N records of 100 bytes, acks=-1):
+#   kp1    kload produce to partition 0 of a fresh 8-partition topic
+#          (linger.ms=5, batch.num.messages=10000); redis: redis-benchmark
+#          -P 100 XADD with its default 50 clients (its best durable figure;
+#          "ref:" row: 1 client, -P 100, like kload's one connection)
+#   kp8    kload produce round robin over the 8 partitions
+#   kcon   kload consume of those KF_N records from offset 0 of kp1's
+#          partition (page cache warm: they were just written); redis:
+#          XRANGE s - + COUNT 10000 from 1 client (redis-benchmark cannot
+#          iterate, so it reads the first 10000 entries KF_N/10000 times:
+#          the same serialisation work)
+#   klat   kload latency: 10,000 records/s to partition 0 for KF_LAT_SECS (after
+#          1 s of warm-up), linger.ms=0, a consumer in the same process reading
+#          them; end-to-end p50/p99/p99.9 and the producer's ack p50/p99
+# Around each run the CPU time (utime+stime of /proc/PID/stat) of the
+# daemon(s) (cluster: the three summed) and the client's own (kload's
+# getrusage; redis-benchmark's is not measured) are taken, as % of one core
+# over the run, and the daemons' Kafka request counters (.cluster's kafka
+# line) give records per request. Checks: every delivery report must be a
+# success; the partitions' sizes through the mount are KF_N x 101 bytes (the
+# value and its '\n'; in the cluster on all three nodes once caught up);
+# kload consume checks every value's layout and order; XLEN = KF_N.
+# Environment: BENCH_KAFKA=0 skips the section, =only runs nothing else;
+# BENCH_KF_RECORDS (KF_N: 2000000, quick 300000), BENCH_KF_REPS (5, quick 1),
+# BENCH_KF_LAT_SECS (10, quick 3), BENCH_KF_RATE (10000).
+if [ "$QUICK" = 1 ]; then
+	KF_N=${BENCH_KF_RECORDS:-300000}; KF_REPS=${BENCH_KF_REPS:-1}; KF_LAT_SECS=${BENCH_KF_LAT_SECS:-3}
+else
+	KF_N=${BENCH_KF_RECORDS:-2000000}; KF_REPS=${BENCH_KF_REPS:-5}; KF_LAT_SECS=${BENCH_KF_LAT_SECS:-10}
+fi
+KF_RATE=${BENCH_KF_RATE:-10000}
+KF_SIZE=100
+KF_ONLY=0; [ "${BENCH_KAFKA:-1}" = only ] && KF_ONLY=1
+KF_RAN=0 KF_T0=$EPOCHREALTIME KF_T1=$EPOCHREALTIME
+KF_CPORT=""                  # the cluster's Kafka port (cl_start adds kafka.listen when set)
+KF_PA="" KF_PN="" KF_RPORT="" KF_RPID="" KF_NOTE=""
+KF_HZ=$(getconf CLK_TCK)
+
+kf_ticks() { local p t=0; for p in "$@"; do t=$((t + $(cl_ticks "$p"))); done; echo $t; }
+kf_pids() { # SYSTEM -> the pids of its server process(es)
+	case $1 in
+	ka | kn) echo "${PID[$1]}" ;;
+	kc) echo "${PID[c1]} ${PID[c2]} ${PID[c3]}" ;;
+	redis) echo "$KF_RPID" ;;
+	esac
+}
+kf_mounts() { case $1 in kc) echo "${MNT[c1]} ${MNT[c2]} ${MNT[c3]}" ;; *) echo "${MNT[$1]}" ;; esac; }
+kf_requests() { # SYSTEM: Kafka requests served so far (the nodes summed)
+	local m
+	# .cluster says "kafka ... requests=N" or "... kafka.requests=N"
+	for m in $(kf_mounts "$1"); do cat "$m/.cluster" 2>/dev/null; done | awk '
+		{ for (i = 1; i <= NF; i++)
+			if ($i ~ /^kafka\.requests=/ || ($1 == "kafka" && $i ~ /^requests=/)) { sub(/.*=/, "", $i); t += $i } }
+		END { print t + 0 }'
+}
+kf_bootstrap() {
+	case $1 in
+	ka) echo "127.0.0.1:$KF_PA" ;; kn) echo "127.0.0.1:$KF_PN" ;;
+	kc) echo "127.0.0.1:$KF_CPORT,127.0.0.2:$KF_CPORT,127.0.0.3:$KF_CPORT" ;;
+	esac
+}
+kf_live() { case $1 in kc) live cluster ;; redis) [ -n "$KF_RPID" ] && live redis ;; *) live "$1" ;; esac; }
+kf_pct() { awk -v a="$1" -v b="$2" -v hz="$KF_HZ" -v s="$3" 'BEGIN { printf "%.0f", (b - a) / hz / s * 100 }'; }
+kf_kv() { sed -n "s/.*[ ^]$1=\([0-9.]*\).*/\1/p" <<<" $2"; } # KEY LINE
+
+# kf_topic SYSTEM NAME: a fresh 8-partition topic (cluster: every partition led
+# by its preferred replica, CL_LEAD set); prints nothing
+kf_topic() {
+	case $1 in
+	kc) cl_topic "$2" 8 ;;
+	*) new_target "$1" "$2" >/dev/null ;;
+	esac
+}
+kf_drop() { case $1 in kc) cl_drop cluster "$2" ;; *) guard "$1" 60 rmdir "${MNT[$1]}/$2" || fail "$1: rmdir ${MNT[$1]}/$2 failed" ;; esac; }
+# kf_size SYSTEM TOPIC NPARTS: bytes in partitions 0..NPARTS-1 through the
+# mount (cluster: once every node caught up with the leader)
+kf_size() {
+	local i t=0
+	if [ "$1" = kc ]; then cl_caught_up "$2" "$3"; return; fi
+	for ((i = 0; i < $3; i++)); do t=$((t + $(fsize "${MNT[$1]}/$2/$i"))); done
+	echo $t
+}
+
+# kf_run SYSTEM KEY CMD...: run a kload CMD against SYSTEM, timed, with the
+# server CPU and request counters around it; records rec_per_s etc under KEY.
+# Prints kload's output line (empty on failure).
+KF_OUT=""
+kf_run() {
+	local sys=$1 key=$2 t0 t1 c0 c1 q0 q1 out rc secs gsys=$1
+	shift 2
+	[ "$sys" = kc ] && gsys=cluster
+	local pids=($(kf_pids "$sys")) pa=() pb=() i nodes=""
+	for i in "${!pids[@]}"; do pa[i]=$(cl_ticks "${pids[i]}"); done
+	c0=$(kf_ticks "${pids[@]}"); q0=$(kf_requests "$sys"); t0=$EPOCHREALTIME
+	out=$(guard "$gsys" 300 "$BENCH_BIN/kload" "$@" -T 240 2>"$WORK/kload.err")
+	rc=$?
+	t1=$EPOCHREALTIME; c1=$(kf_ticks "${pids[@]}"); q1=$(kf_requests "$sys")
+	for i in "${!pids[@]}"; do pb[i]=$(cl_ticks "${pids[i]}"); done
+	if [ $rc != 0 ]; then
+		fail "$sys: kload $* exited $rc: $(tail -3 "$WORK/kload.err" | tr '\n' ' ')"
+		KF_OUT=""
+		return 1
+	fi
+	secs=$(fsub "$t0" "$t1")
+	for i in "${!pids[@]}"; do nodes+="${nodes:+/}$(kf_pct "${pa[i]}" "${pb[i]}" "$secs")"; done
+	KF_OUT="$out srv_cpu_pct=$(kf_pct "$c0" "$c1" "$secs")${pids[1]:+ srv_cpu_per_node=$nodes} requests=$((q1 - q0))"
+	local k
+	for k in rec_per_s cpu_pct srv_cpu_pct p50_us p99_us p999_us ack_p50_us ack_p99_us; do
+		[ -n "$(kf_kv $k "$KF_OUT")" ] && add "$key.$k.$sys" "$(kf_kv $k "$KF_OUT")"
+	done
+	local recs
+	recs=$(kf_kv records "$out")
+	[ $((q1 - q0)) -gt 0 ] && [ -n "$recs" ] && add "$key.rec_per_req.$sys" "$((recs / (q1 - q0)))"
+	return 0
+}
+
+# kf_produce WL SYSTEM REP: WL kp1 (partition 0) or kp8 (all 8); for kp1 the
+# topic is kept for kcon (returned in KF_KEEP; KF_DUP=-R when the run stored
+# some records twice), else dropped.
+KF_KEEP="" KF_DUP=""
+KF_DUPREAD=0                 # kcon runs over a partition holding records twice
+kf_terms() { # TOPIC NPARTS: the partitions' terms added up, as node 1 sees them
+	local i t=0 x
+	for ((i = 0; i < $2; i++)); do
+		x=$(cl_field "$(cl_pline 1 "$1/$i")" term)
+		t=$((t + ${x:-0}))
+	done
+	echo $t
+}
+KF_ELECT=0                   # cluster produce runs during which a leader changed
+kf_produce() {
+	local wl=$1 sys=$2 r=$3 t="$1-$2-$3" p=0 np=1 size want e0=0 e1=0 un
+	[ "$wl" = kp8 ] && p=-1 np=8
+	kf_topic "$sys" "$t" || return 1
+	[ "$sys" = kc ] && e0=$(kf_terms "$t" $np)
+	sync
+	kf_run "$sys" "$wl" produce -b "$(kf_bootstrap "$sys")" -t "$t" -p $p -n "$KF_N" -s $KF_SIZE -a -1 || return 1
+	size=$(kf_size "$sys" "$t" $np) || return 1
+	[ "$sys" = kc ] && e1=$(kf_terms "$t" $np)
+	want=$((KF_N * (KF_SIZE + 1)))
+	un=$(kf_kv unordered "$KF_OUT")
+	if [ "$e1" != "$e0" ]; then
+		KF_ELECT=$((KF_ELECT + 1))
+		fail "$wl $sys r$r: leaders changed during the run (terms of $t/0..$((np - 1)) added up: $e0 -> $e1), $((size / (KF_SIZE + 1) - KF_N)) records stored twice (retries of a non-idempotent producer), ${un:-?} reports out of order: $KF_OUT (daemon logs $WORK/log-kc[123].daemon.txt)"
+	elif [ "$size" != "$want" ] || [ "${un:-0}" != 0 ]; then
+		fail "$wl $sys r$r: after $KF_N acknowledged records the partitions hold $size bytes through the mount, expected $want; ${un:-?} reports out of order"
+		return 1
+	fi
+	log "$wl r$r $sys: $KF_OUT"
+	# kcon reads kp1's records back (with -R after a run that stored some twice)
+	KF_DUP=""
+	[ "$e1" != "$e0" ] && KF_DUP=-R
+	if [ "$wl" = kp1 ]; then KF_KEEP=$t; else kf_drop "$sys" "$t"; fi
+}
+
+kf_consume() { # SYSTEM REP TOPIC [-R]: read kp1's records back
+	kf_run "$1" kcon consume -b "$(kf_bootstrap "$1")" -t "$3" -p 0 -n "$KF_N" -s $KF_SIZE ${4:-} || return 1
+	log "kcon r$2 $1: $KF_OUT"
+	[ -n "${4:-}" ] && KF_DUPREAD=$((KF_DUPREAD + 1))
+	return 0
+}
+
+kf_latency() { # SYSTEM REP
+	local t="klat-$1-$2"
+	kf_topic "$1" "$t" || return 1
+	kf_run "$1" klat latency -b "$(kf_bootstrap "$1")" -t "$t" -p 0 -r "$KF_RATE" -d "$KF_LAT_SECS" -w 1 -s $KF_SIZE -a -1 || return 1
+	log "klat r$2 $1: $KF_OUT"
+	kf_drop "$1" "$t"
+}
+
+# The disk's own durable-append latency, for the latency rows: writer.c,
+# 1 thread, write()+fdatasync() of 101-byte records on a plain file of the
+# same file system, for 2 s.
+kf_rawsync() { # REP
+	local out k
+	mkdir -p "$WORK/kraw"
+	rm -f "$WORK/kraw/0"
+	out=$(guard raw 60 "$BENCH_BIN/writer" -t 1 -d 2 -s $((KF_SIZE + 1)) -S -c "$WORK/kraw/0") ||
+		{ fail "raw: writer -S on $WORK/kraw/0 failed: $out"; return 1; }
+	for k in p50_us p99_us p999_us; do add "klat.$k.raw" "$(kf_kv $k "$out")"; done
+	log "klat r$1 raw write+fdatasync: $out"
+	rm -rf "$WORK/kraw"
+}
+
+# Where the daemon's time goes, by system call: untimed runs (KF_N/4 records)
+# with strace -c -f attached to the daemon (ka; for the cluster, partition 0's
+# leader), then calls per record of every system call made at least once
+# per 1000 records, and of fdatasync, fsync and clone3 (threads) however rare.
+# Skipped without strace.
+declare -A KF_SYS=()
+kf_strace() { # NAME PID CMD...: run kload CMD under strace on PID; KF_SYS[NAME] = summary
+	local name=$1 pid=$2 spid f=$WORK/strace-$1.txt recs
+	shift 2
+	command -v strace >/dev/null || return 0
+	strace -c -f -q -p "$pid" -o "$f" 2>/dev/null &
+	spid=$!
+	HELPERS[$spid]=1
+	sleep 0.5                    # attached to every thread
+	local g=${name%%-*}
+	[ "$g" = kc ] && g=cluster
+	if ! guard "$g" 300 "$BENCH_BIN/kload" "$@" -T 240 >"$f.out" 2>"$WORK/kload.err"; then
+		fail "strace run $name: kload $* failed: $(tail -2 "$WORK/kload.err" | tr '\n' ' ')"
+	fi
+	kill -INT "$spid" 2>/dev/null
+	until_ok 10 cl_exited "$spid" || kill -KILL "$spid" 2>/dev/null
+	wait "$spid" 2>/dev/null
+	unset "HELPERS[$spid]"
+	recs=$(kf_kv records "$(cat "$f.out")")
+	[ -n "$recs" ] && [ -s "$f" ] || return 0
+	# strace -c: "% time, seconds, usecs/call, calls, [errors], syscall"
+	KF_SYS[$name]=$(awk -v n="$recs" '$1 ~ /^[0-9.]+$/ && $NF != "total" &&
+			($4 / n >= 0.001 || $NF ~ /^(fdatasync|fsync|clone3)$/) { print $NF, $4 / n }' "$f" |
+		sort -k2 -gr | awk '{ printf "%s%s %.2g", (NR > 1 ? ", " : ""), $1, $2 }')
+	log "strace $name ($recs records): ${KF_SYS[$name]} per record"
+}
+kf_syscalls() {
+	local t=ksys-ka n=$((KF_N / 4)) L
+	kf_topic ka "$t" || return 1
+	kf_strace ka-produce "${PID[ka]}" produce -b "$(kf_bootstrap ka)" -t "$t" -p 0 -n $n -s $KF_SIZE -a -1
+	kf_strace ka-consume "${PID[ka]}" consume -b "$(kf_bootstrap ka)" -t "$t" -p 0 -n $n -s $KF_SIZE
+	kf_drop ka "$t"
+	live cluster || return 0
+	t=ksys-kc
+	kf_topic kc "$t" || return 1
+	L=${CL_LEAD[0]}
+	kf_strace kc-produce-leader "${PID[c$L]}" produce -b "$(kf_bootstrap kc)" -t "$t" -p 0 -n $n -s $KF_SIZE -a -1
+	kf_drop kc "$t"
+}
+
+# --- Redis Streams ---
+kf_rcli() { timeout 60 redis-cli -h 127.0.0.1 -p "$KF_RPORT" "$@"; }
+kf_redis_start() {
+	command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null && command -v redis-cli >/dev/null ||
+		{ KF_NOTE+="${KF_NOTE:+; }redis-server/redis-benchmark/redis-cli missing (tests/install-deps.sh): Redis column n/a"; return 1; }
+	KF_RPORT=$(cl_pick_port) || return 1
+	mkdir -p "$WORK/redis"
+	"${RT[@]}" redis-server --port "$KF_RPORT" --bind 127.0.0.1 --dir "$WORK/redis" --appendonly yes \
+		--appendfsync always --save '' --daemonize no --protected-mode yes \
+		--logfile "$WORK/log-redis.txt" >/dev/null 2>&1 &
+	KF_RPID=$!
+	HELPERS[$KF_RPID]=1
+	until_ok 10 kf_rcli ping >/dev/null 2>&1 || { fail "redis: no PONG from 127.0.0.1:$KF_RPORT within 10 s (see $WORK/log-redis.txt)"; KF_RPID=""; return 1; }
+	[ "$(kf_rcli config get appendfsync | tail -1)" = always ] || { fail "redis: appendfsync is not always"; return 1; }
+}
+kf_redis_stop() {
+	[ -n "$KF_RPID" ] || return 0
+	kf_rcli shutdown nosave >/dev/null 2>&1
+	until_ok 10 cl_exited "$KF_RPID" || kill -TERM "$KF_RPID" 2>/dev/null
+	wait "$KF_RPID" 2>/dev/null
+	unset "HELPERS[$KF_RPID]"
+	KF_RPID=""
+	rm -rf "$WORK/redis"
+}
+# kf_redis_bench KEY MULT ARGS...: redis-benchmark --csv ARGS; records
+# requests/s x MULT under KEY, with redis-server's CPU
+kf_redis_bench() {
+	local key=$1 mult=$2 t0 t1 c0 c1 out rps v
+	shift 2
+	c0=$(kf_ticks "$KF_RPID"); t0=$EPOCHREALTIME
+	out=$(guard redis 300 redis-benchmark -h 127.0.0.1 -p "$KF_RPORT" --csv "$@" 2>"$WORK/redis-bench.err") ||
+		{ fail "redis: redis-benchmark $* failed: $(tail -2 "$WORK/redis-bench.err" | tr '\n' ' ')"; return 1; }
+	t1=$EPOCHREALTIME; c1=$(kf_ticks "$KF_RPID")
+	rps=$(tail -1 <<<"$out" | awk -F'","' '{ print $2 }')
+	[[ $rps =~ ^[0-9.]+$ ]] || { fail "redis: no requests/s in redis-benchmark's output: $out"; return 1; }
+	v=$(awk -v a="$rps" -v m="$mult" 'BEGIN { printf "%.0f", a * m }')
+	add "$key.rec_per_s.redis" "$v"
+	add "$key.srv_cpu_pct.redis" "$(kf_pct "$c0" "$c1" "$(fsub "$t0" "$t1")")"
+	KF_OUT="rec_per_s=$v srv_cpu_pct=$(kf_pct "$c0" "$c1" "$(fsub "$t0" "$t1")")"
+}
+kf_redis_produce() { # KEY CLIENTS REP
+	local n
+	kf_rcli del s >/dev/null || { fail "redis: DEL s failed"; return 1; }
+	kf_redis_bench "$1" 1 -c "$2" -P 100 -n "$KF_N" XADD s '*' f "$KF_VALUE" || return 1
+	n=$(kf_rcli xlen s)
+	[ "$n" = "$KF_N" ] || { fail "redis: XLEN s is $n after $KF_N XADDs"; return 1; }
+	log "$1 r$3 redis ($2 clients): $KF_OUT"
+}
+kf_redis_consume() { # REP
+	kf_redis_bench kcon 10000 -c 1 -P 1 -n $(((KF_N + 9999) / 10000)) XRANGE s - + COUNT 10000 || return 1
+	log "kcon r$1 redis: $KF_OUT"
+	kf_rcli del s >/dev/null
+	kf_rcli bgrewriteaof >/dev/null   # drop the AOF's history: disk stays bounded
+}
+
+bench_kafka() {
+	local r v i
+	local CL_PORT CL_PEERS CL_L CL_REPL
+	local -A CL_UP=() CL_LEAD=() CL_RSET=()
+	KF_RAN=1
+	KF_VALUE=$(printf '%*s' $KF_SIZE '' | tr ' ' v)
+	rm -f "$WORK/broken-cluster"
+	KF_PA=$(cl_pick_port) && KF_PN=$(cl_pick_port) && KF_CPORT=$(cl_pick_port) && CL_PORT=$(cl_pick_port) ||
+		{ fail "kafka: no free port found"; return 1; }
+	CL_PEERS="peer=1@127.0.0.1:$CL_PORT,peer=2@127.0.0.2:$CL_PORT,peer=3@127.0.0.3:$CL_PORT"
+	start_mk ka "num.partitions=8,kafka.listen=127.0.0.1:$KF_PA" "$WORK/data-ka"
+	start_mk kn "fsync=never,num.partitions=8,kafka.listen=127.0.0.1:$KF_PN" "$WORK/data-kn"
+	for i in 1 2 3; do cl_start $i || { fail "kafka: cluster node $i did not start (see $WORK/log-c$i.txt)"; return 1; }; done
+	wait_mounted ka && wait_mounted kn || return 1
+	until_ok 20 cl_meta_agreed || { fail "kafka: the three nodes agree on no metadata leader within 20 s"; return 1; }
+	kf_redis_start || log "kafka: no Redis baseline: ${KF_NOTE:-see FAILURES}"
+	log "kafka: ka on 127.0.0.1:$KF_PA, kn on 127.0.0.1:$KF_PN, cluster Kafka port $KF_CPORT (peers $CL_PORT), redis on ${KF_RPORT:-n/a}"
+	local systems=(ka kn kc)
+	[ -n "$KF_RPID" ] && systems+=(redis)
+	declare -A keep=() dup=()
+	for ((r = 1; r <= KF_REPS; r++)); do
+		for v in $(rotated "$r" "${systems[@]}" redis1); do
+			case $v in
+			redis) kf_live redis && { kf_redis_produce kp1 50 "$r" || add kp1.rec_per_s.redis ERR; } ;;
+			redis1) kf_live redis && { kf_redis_produce kp1c1 1 "$r" || add kp1c1.rec_per_s.redis ERR; } ;;
+			*) kf_live "$v" || continue
+				KF_KEEP="" KF_DUP=""
+				kf_produce kp1 "$v" "$r" || add "kp1.rec_per_s.$v" ERR
+				keep[$v]=$KF_KEEP dup[$v]=$KF_DUP ;;
+			esac
+		done
+		# consume what kp1 just wrote (redis: the stream of whichever XADD run
+		# came last; refilled if that run failed)
+		for v in $(rotated "$r" ka kc redis); do
+			case $v in
+			redis) kf_live redis || continue
+				[ "$(kf_rcli xlen s)" = "$KF_N" ] || kf_redis_produce kfill 50 "$r" >/dev/null
+				kf_redis_consume "$r" || add kcon.rec_per_s.redis ERR ;;
+			*) kf_live "$v" && [ -n "${keep[$v]:-}" ] || continue
+				kf_consume "$v" "$r" "${keep[$v]}" "${dup[$v]:-}" || add "kcon.rec_per_s.$v" ERR ;;
+			esac
+		done
+		for v in ka kn kc; do [ -n "${keep[$v]:-}" ] && kf_live "$v" && kf_drop "$v" "${keep[$v]}"; keep[$v]=""; done
+		for v in $(rotated "$r" ka kn kc); do
+			kf_live "$v" || continue
+			kf_produce kp8 "$v" "$r" || add "kp8.rec_per_s.$v" ERR
+		done
+		for v in $(rotated "$r" ka kn kc raw); do
+			if [ $v = raw ]; then kf_rawsync "$r" || add klat.p50_us.raw ERR; continue; fi
+			kf_live "$v" || continue
+			kf_latency "$v" "$r" || add "klat.p50_us.$v" ERR
+		done
+	done
+	kf_live ka && { kf_syscalls || log "kafka: the strace runs ended early"; }
+}
+
+kf_stop_all() {
+	local i
+	kf_redis_stop
+	for i in ka kn c1 c2 c3; do
+		[ -n "${PID[$i]:-}" ] && { stop "$i" || fail "$i: exited non-zero after fusermount3 -u"; }
+	done
+	for i in ka kn; do cp "$WORK/data-$i/minikafka.log" "$WORK/log-$i.daemon.txt" 2>/dev/null; done
+	for i in 1 2 3; do cp "$WORK/data-c$i/minikafka.log" "$WORK/log-kc$i.daemon.txt" 2>/dev/null; done
+	rm -rf "$WORK"/data-ka "$WORK"/data-kn "$WORK"/data-c[123]
+}
+
 # --- the table -----------------------------------------------------------------
 fmt() { # value -> printable
 	case $1 in n/a | ERR) echo "$1" ;; "") echo "-" ;; *) awk -v v="$1" 'BEGIN {
@@ -1101,10 +1471,79 @@ cluster_table() {
 	echo "cluster section: $(awk -v a="$CL_T0" -v b="$CL_T1" 'BEGIN { printf "%.0f", b - a }') s; machine at its end: $(busy)"
 }
 
+# The Kafka section's table: the three minikafka set-ups and Redis side by side.
+krow() { printf '%-50s | %13s | %13s | %13s | %13s | %s\n' "$@"; }
+kf_goal_abs() { # LABEL VALUE OP LIMIT UNIT: "LABEL 812345 vs goal >=1000000: 0.81x MISSED"
+	case $2 in n/a | ERR | "") printf '%s: n/a' "$1"; return ;; esac
+	awk -v l="$1" -v v="$2" -v op="$3" -v g="$4" 'BEGIN {
+		ok = (op == ">=") ? (v >= g) : (v <= g)
+		printf "%s %s%s: %.2fx %s", l, op, g, v / g, ok ? "MET" : "MISSED" }'
+}
+kf_cpu() { # KEY SYSTEM: "server% + client%" (client n/a for redis)
+	local s c
+	s=$(m "$1.srv_cpu_pct.$2"); c=$(m "$1.cpu_pct.$2")
+	[ "$s" = n/a ] && { echo "-"; return; }
+	[ "$2" = redis ] && { printf '%.0f + ?' "$s"; return; }
+	[ "$c" = n/a ] && { printf '%.0f + n/a' "$s"; return; }
+	printf '%.0f + %.0f' "$s" "$c"
+}
+kafka_table() {
+	local k
+	[ "$KF_ONLY" = 1 ] || echo
+	echo "KAFKA: the Kafka port driven by tests/bench/kload.c (librdkafka $(pkg-config --modversion rdkafka 2>/dev/null || echo '?')), 100-byte values, acks=-1;"
+	echo "single node fsync=always / fsync=never (the same without the disk), 3 nodes RF3 on 127.0.0.1-3 (fsync=always, one disk),"
+	echo "and Redis $(redis-server --version 2>/dev/null | sed -n 's/.*v=\([^ ]*\).*/\1/p') Streams (appendonly yes, appendfsync always) via redis-benchmark;" \
+		"$KF_N records per run, medians of $KF_REPS, interleaved"
+	echo "produce: linger.ms=5, batch.num.messages=10000; Redis: XADD, -P 100, 50 clients (ref: 1 client); consume: from offset 0, page cache warm;"
+	echo "Redis consume: XRANGE COUNT 10000 from 1 client; latency: $KF_RATE rec/s for $KF_LAT_SECS s, linger.ms=0, consumer in the same process"
+	echo "cpu rows: the server's CPU (cluster: 3 nodes summed) + kload's, % of one core over the run (2 cores = 200 %)"
+	echo
+	krow workload "single always" "single never" "3 nodes RF3" "Redis always" "goal / ratio"
+	printf '%s\n' "$(printf '%.0s-' {1..160})"
+	local a n c rd rd1
+	a=$(m kp1.rec_per_s.ka); n=$(m kp1.rec_per_s.kn); c=$(m kp1.rec_per_s.kc); rd=$(m kp1.rec_per_s.redis); rd1=$(m kp1c1.rec_per_s.redis)
+	krow "produce, 1 partition (rec/s)" "$(fmt "$a")" "$(fmt "$n")" "$(fmt "$c")" "$(fmt "$rd")" \
+		"$(kf_goal_abs 'single' "$a" '>=' 1000000); $(goal 'single/Redis' "$a" "$rd" '>=' 3); $(kf_goal_abs 'RF3' "$c" '>=' 400000)"
+	krow "  ref: Redis 1 client" "" "" "" "$(fmt "$rd1")" "$(ratio 'info: single/Redis-1-client' "$a" "$rd1")"
+	krow "  cpu: server + client (% of a core)" "$(kf_cpu kp1 ka)" "$(kf_cpu kp1 kn)" "$(kf_cpu kp1 kc)" "$(kf_cpu kp1 redis)" \
+		"records per Kafka request: $(fmt "$(m kp1.rec_per_req.ka)") / $(fmt "$(m kp1.rec_per_req.kn)") / $(fmt "$(m kp1.rec_per_req.kc)")"
+	a=$(m kp8.rec_per_s.ka); n=$(m kp8.rec_per_s.kn); c=$(m kp8.rec_per_s.kc)
+	krow "produce, 8 partitions round robin (rec/s)" "$(fmt "$a")" "$(fmt "$n")" "$(fmt "$c")" "-" \
+		"$(kf_goal_abs 'single' "$a" '>=' 1000000); $(goal 'single/Redis' "$a" "$rd" '>=' 3); $(kf_goal_abs 'RF3' "$c" '>=' 400000)"
+	krow "  cpu: server + client (% of a core)" "$(kf_cpu kp8 ka)" "$(kf_cpu kp8 kn)" "$(kf_cpu kp8 kc)" "" \
+		"records per Kafka request: $(fmt "$(m kp8.rec_per_req.ka)") / $(fmt "$(m kp8.rec_per_req.kn)") / $(fmt "$(m kp8.rec_per_req.kc)")"
+	a=$(m kcon.rec_per_s.ka); c=$(m kcon.rec_per_s.kc); rd=$(m kcon.rec_per_s.redis)
+	krow "consume 1 partition from offset 0 (rec/s)" "$(fmt "$a")" "-" "$(fmt "$c")" "$(fmt "$rd")" \
+		"$(kf_goal_abs 'single' "$a" '>=' 2000000); $(ratio 'info: single/Redis' "$a" "$rd"); $(ratio 'RF3/single' "$c" "$a")"
+	krow "  cpu: server + client (% of a core)" "$(kf_cpu kcon ka)" "-" "$(kf_cpu kcon kc)" "$(kf_cpu kcon redis)" \
+		"records per Kafka request: $(fmt "$(m kcon.rec_per_req.ka)") / - / $(fmt "$(m kcon.rec_per_req.kc)")"
+	krow "latency at $KF_RATE rec/s, p50 (us)" "$(fmt "$(m klat.p50_us.ka)")" "$(fmt "$(m klat.p50_us.kn)")" "$(fmt "$(m klat.p50_us.kc)")" "-" \
+		"$(kf_goal_abs 'single' "$(m klat.p50_us.ka)" '<=' 1000); $(kf_goal_abs 'RF3' "$(m klat.p50_us.kc)" '<=' 3000)"
+	krow "  p99 (us)" "$(fmt "$(m klat.p99_us.ka)")" "$(fmt "$(m klat.p99_us.kn)")" "$(fmt "$(m klat.p99_us.kc)")" "-" \
+		"$(kf_goal_abs 'single' "$(m klat.p99_us.ka)" '<=' 3000); $(kf_goal_abs 'RF3' "$(m klat.p99_us.kc)" '<=' 10000)"
+	krow "  p99.9 (us)" "$(fmt "$(m klat.p999_us.ka)")" "$(fmt "$(m klat.p999_us.kn)")" "$(fmt "$(m klat.p999_us.kc)")" "-" "info"
+	krow "  ref: raw write+fdatasync p50 / p99 (us)" "$(pair "$(m klat.p50_us.raw)" "$(m klat.p99_us.raw)")" "" "" "" \
+		"info: 1 writer, plain file, same disk: what one durable append costs here"
+	krow "  producer ack p50 / p99 (us)" "$(pair "$(m klat.ack_p50_us.ka)" "$(m klat.ack_p99_us.ka)")" \
+		"$(pair "$(m klat.ack_p50_us.kn)" "$(m klat.ack_p99_us.kn)")" "$(pair "$(m klat.ack_p50_us.kc)" "$(m klat.ack_p99_us.kc)")" "-" \
+		"info: send -> delivery report"
+	krow "  cpu: server + client (% of a core)" "$(kf_cpu klat ka)" "$(kf_cpu klat kn)" "$(kf_cpu klat kc)" "-" ""
+	for k in ka-produce ka-consume kc-produce-leader; do
+		[ -n "${KF_SYS[$k]:-}" ] && echo "system calls per record, $k (strace -c -f on the daemon, untimed run): ${KF_SYS[$k]}"
+	done
+	[ -n "$KF_NOTE" ] && echo "note: $KF_NOTE"
+	[ "$KF_ELECT" != 0 ] && echo "note: in $KF_ELECT cluster produce run(s) leaders changed under the load (counted above; see FAILURES)"
+	[ "$KF_DUPREAD" != 0 ] && echo "note: $KF_DUPREAD cluster consume run(s) read a partition that holds records twice (after such a run; kload -R)"
+	echo "kafka section: $(awk -v a="$KF_T0" -v b="$KF_T1" 'BEGIN { printf "%.0f", b - a }') s; machine at its end: $(busy)"
+}
+
 # --- main ----------------------------------------------------------------------
 main() {
 	local s
-	for s in writer checklog genlines waitsize ackloop passthrough_ll; do
+	[ "$KF_ONLY" = 1 ] && CL_ONLY=0
+	local kafka=1
+	{ [ "${BENCH_KAFKA:-1}" = 0 ] || [ "$CL_ONLY" = 1 ]; } && kafka=0
+	for s in writer checklog genlines waitsize ackloop passthrough_ll $([ $kafka = 1 ] && echo kload); do
 		[ -x "$BENCH_BIN/$s" ] || { log "missing $BENCH_BIN/$s: run make bench"; exit 2; }
 	done
 	# stale mounts from an interrupted earlier run of this script (ours to unmount)
@@ -1115,13 +1554,18 @@ main() {
 	mkdir -p "$WORK/raw"
 	local need=$((BULK_MB * REPS * 3 / 1000 + BULK_MB * 4 / 1000 + 5)) gb
 	for gb in $STARTUP_GB; do need=$((need + gb + 1)); done
+	[ "$KF_ONLY" = 1 ] && need=$((KF_N * 101 * 8 / 1000000000 + 2))
 	local avail=$(($(df -Pk "$WORK" | awk 'NR == 2 { print $4 }') / 1000000))
 	[ "$avail" -ge "$need" ] || log "warning: ${avail} GB free on $WORK, this run wants ~${need} GB"
 	[ "$(id -u)" = 0 ] || log "warning: not root: cold-cache reads and drop_caches before start-up are skipped"
 
-	"$BENCH_BIN/genlines" "$SRC_BYTES" "$RECSIZE" >"$SRC" || { fail "genlines"; exit 1; }
+	if [ "$KF_ONLY" != 1 ]; then
+		"$BENCH_BIN/genlines" "$SRC_BYTES" "$RECSIZE" >"$SRC" || { fail "genlines"; exit 1; }
+	fi
 
-	if [ "$CL_ONLY" = 1 ]; then
+	if [ "$KF_ONLY" = 1 ]; then
+		log "BENCH_KAFKA=only: the single-node and cluster tables are skipped"
+	elif [ "$CL_ONLY" = 1 ]; then
 		log "BENCH_CLUSTER=only: the single-node table is skipped"
 	elif [ -x "$MK" ]; then
 		start_mk mk-always "num.partitions=8" "$WORK/data-mk-always"
@@ -1131,7 +1575,7 @@ main() {
 	else
 		log "$MK not built: minikafka columns are n/a"
 	fi
-	if [ "$CL_ONLY" != 1 ]; then
+	if [ "$CL_ONLY" != 1 ] && [ "$KF_ONLY" != 1 ]; then
 		start_pt
 		wait_mounted pt && SYSTEMS+=(pt)
 		SYSTEMS+=(raw)
@@ -1147,11 +1591,17 @@ main() {
 		rm -rf "$WORK"/data-mk-* "$WORK/raw" "$WORK/pt-src"
 		if [ -x "$MK" ]; then bench_startup; fi
 	fi
-	if [ -x "$MK" ] && [ "${BENCH_CLUSTER:-1}" != 0 ]; then
+	if [ -x "$MK" ] && [ "${BENCH_CLUSTER:-1}" != 0 ] && [ "$KF_ONLY" != 1 ]; then
 		CL_T0=$EPOCHREALTIME
 		bench_cluster || log "cluster: section ended early (see FAILURES)"
 		cl_stop_all
 		CL_T1=$EPOCHREALTIME
+	fi
+	if [ -x "$MK" ] && [ $kafka = 1 ]; then
+		KF_T0=$EPOCHREALTIME
+		bench_kafka || log "kafka: section ended early (see FAILURES)"
+		kf_stop_all
+		KF_T1=$EPOCHREALTIME
 	fi
 
 	{
@@ -1165,8 +1615,9 @@ main() {
 		done | sort
 	} >"$BENCH_BIN/samples.txt"
 	{
-		[ "$CL_ONLY" = 1 ] || table
+		[ "$CL_ONLY" = 1 ] || [ "$KF_ONLY" = 1 ] || table
 		[ "$CL_RAN" = 1 ] && cluster_table
+		[ "$KF_RAN" = 1 ] && kafka_table
 		echo "run time: $(awk -v a="$T_START" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b - a }') s"
 		if [ -s "$WORK/failures.txt" ]; then
 			echo; echo "FAILURES ($(wc -l <"$WORK/failures.txt")):"; sed 's/^/  /' "$WORK/failures.txt"
