@@ -747,6 +747,10 @@ void pgroup_peer(struct pgroup *g, uint32_t id, bool up)
 {
     if (!up && g->leader_hint == id)
         g->leader_hint = 0;
+    /* A preferred leader that just came back gets PREFER_MS to settle
+     * (find and repair damage, catch up) before leadership moves to it. */
+    if (up && g->nrep && id == g->replicas[0] && g->prefer_ms)
+        g->prefer_ms = sys_now_ms();
     for (struct pwrite *w = g->wh; w && !up; w = w->next)
         if (w->state == PW_SENT && w->sent_to == id)
             w->state = PW_WAIT; /* its answer will not come: the next leader */

@@ -49,4 +49,6 @@ CHAOS_MUTANT_SEEDS ?= 2
 chaos-mutants: deps $(CHAOS_RUN_TOOLS)
 	@bash tests/chaos/mutants.sh -n 3 -d 30 -S $(CHAOS_MUTANT_SEEDS)
 
-TEST_TARGETS += chaos-check-test chaos-ci chaos-mutants
+# chaos-mutants (about 15 min for the six) is run by hand before an issue is
+# closed (tests/chaos/README.md), not in make test: CI's budget.
+TEST_TARGETS += chaos-check-test chaos-ci
