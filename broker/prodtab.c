@@ -97,8 +97,29 @@ bool prodtab_lookup(struct prodtab *t, const struct plog *l, uint64_t id, int64_
     return false;
 }
 
+#define FIND_SCAN 4096 /* records searched back for an earlier batch of a producer */
+
+/* Producer id's record at offset o: its sequence, or 0. */
+static uint64_t seq_at(const struct plog *l, uint64_t o, uint64_t id)
+{
+    struct seg_entry e;
+    uint8_t buf[64];
+    uint64_t pid, s;
+    if (plog_entry(l, o, &e) < 0 || !e.aux_len)
+        return 0;
+    struct seg_entry head = e;
+    if (head.aux_len > sizeof(buf))
+        head.aux_len = (uint32_t)sizeof(buf);
+    if (plog_read_aux(l, o, &head, buf) < 0 || aux_get_producer(buf, head.aux_len, &pid, &s) ||
+        pid != id)
+        return 0;
+    return s;
+}
+
 /* The offset of producer id's record of sequence seq, searched back from
- * offset `from` (that producer's record of sequence from_seq >= seq). */
+ * offset `from` (that producer's record of sequence from_seq >= seq): first
+ * where it is when the producer's records lie back to back (one batch, or a
+ * partition only it writes), then at most FIND_SCAN records back. */
 static bool find_seq(const struct plog *l, uint64_t id, uint64_t seq, uint64_t from,
                      uint64_t from_seq, uint64_t *off)
 {
@@ -106,9 +127,14 @@ static bool find_seq(const struct plog *l, uint64_t id, uint64_t seq, uint64_t f
         *off = from;
         return true;
     }
+    uint64_t back = from_seq - seq;
+    if (back <= from - plog_first_off(l) && seq_at(l, from - back, id) == seq) {
+        *off = from - back;
+        return true;
+    }
     uint64_t lo = plog_first_off(l);
-    if (from - lo > PRODTAB_SCAN)
-        lo = from - PRODTAB_SCAN;
+    if (from - lo > FIND_SCAN)
+        lo = from - FIND_SCAN;
     uint8_t buf[512];
     for (uint64_t o = from; o > lo; o--) {
         struct seg_entry e;
@@ -141,9 +167,12 @@ int prodtab_check(struct prodtab *t, const struct plog *l, uint64_t id, int64_t 
     if (last >= seq) {
         if (last - seq >= (uint64_t)n - 1) {
             /* All there: answered with where this write's last record is
-             * (an earlier batch than the last: searched back for it). */
+             * (an earlier batch of a Kafka producer than its last: searched
+             * back for it, for the offset its client is told; a node's own
+             * write just waits for the producer's last record, later or
+             * not, which is cheaper and as safe). */
             uint64_t at;
-            if (find_seq(l, id, seq + n - 1, off, last, &at)) {
+            if (kafka && find_seq(l, id, seq + n - 1, off, last, &at)) {
                 *end_off = at + 1;
                 *term = plog_term_at(l, at);
             } else {

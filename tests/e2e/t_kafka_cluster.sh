@@ -101,7 +101,8 @@ $PYK "$T/idem.py" "$BOOT" $N >"$T/idem.out" 2>"$T/idem.err" &
 PRODUCER=$!
 HELPER_PIDS+=($PRODUCER)
 sleep 2
-victim=$(leader_of idem/0)
+leads_idem() { victim=$(leader_of idem/0); [[ $victim =~ ^[123]$ ]]; }
+wait_until 10 "a leader of idem/0 to kill" leads_idem
 before=$(wc -l <"$T/m1/idem/0")
 kill_node "$victim"
 log "killed node $victim, leader of idem/0, with $before records in"
@@ -159,8 +160,8 @@ $PYK "$T/group.py" "$BOOT" 900 "$T/group.log" >"$T/group.out" 2>"$T/group.err" &
 CONSUMER=$!
 HELPER_PIDS+=($CONSUMER)
 wait_until 30 "the group consumer halfway" bash -c "[[ \$(wc -l <'$T/group.log' 2>/dev/null) -ge 450 ]]"
-coord=$(leader_of __consumer_offsets/0)
-[[ $coord =~ ^[123]$ ]] || fail "no leader for __consumer_offsets/0: [$coord]"
+leads_offsets() { coord=$(leader_of __consumer_offsets/0); [[ $coord =~ ^[123]$ ]]; }
+wait_until 10 "a leader of __consumer_offsets/0 to kill" leads_offsets
 kill_node "$coord"
 log "killed node $coord, the group's coordinator, halfway"
 wait "$CONSUMER"
