@@ -38,12 +38,7 @@ FUZZ_wire_SRC := tests/fuzz/fuzz_wire.c broker/net/wire.c
 FUZZ_port_SRC := tests/fuzz/fuzz_port.c broker/net/wire.c broker/net/netport.c broker/net/auth.c \
                  broker/log.c broker/config.c
 FUZZ_kafka_SRC := tests/fuzz/fuzz_kafka.c $(BROKER_SRC) $(RAFT_SRC)
-# Finding 4 (README.md): names that are null reach memchr/memcmp(NULL,
-# p, 0).  fuzz_kafka is built without UBSan's nonnull-attribute check, so
-# that fuzzing goes past them; fuzz_kafka_nonnull (not in fuzz-build) has it,
-# to reproduce them: build/fuzz/fuzz_kafka_nonnull tests/fuzz/crashes/kafka-*-null-*
 FUZZ_kafka_OBJ := $(FUZZ_kafka_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
-FUZZ_kafka_NN_OBJ := $(FUZZ_kafka_SRC:%.c=$(FUZZ_DIR)/obj-nonnull/%.o)
 # -max_len also bounds replayed files (longer ones would be cut: the kafka
 # corpus's largest seed, 520 Fetches, is 30 KB).  The port and kafka targets
 # silence the node's own log lines (-close_fd_mask=2: libFuzzer, sanitizer
@@ -69,25 +64,18 @@ $(FUZZ_DIR)/fuzz_port: $(FUZZ_port_SRC) $(HDRS) | deps
 # uninstrumented (system call wrappers, nothing to fuzz there).
 $(FUZZ_DIR)/obj/%.o: %.c $(HDRS) tests/fuzz/fuzz.mk | deps
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(filter-out -Werror,$(FUZZ_OBJ_CFLAGS)) -fno-sanitize=nonnull-attribute -c $< -o $@
+	$(FUZZ_CC) $(filter-out -Werror,$(FUZZ_OBJ_CFLAGS)) -c $< -o $@
 
-$(FUZZ_DIR)/obj/tests/fuzz/%.o: tests/fuzz/%.c $(HDRS) | deps
+$(FUZZ_DIR)/obj/tests/fuzz/%.o: tests/fuzz/%.c $(HDRS) tests/fuzz/fuzz.mk | deps
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_OBJ_CFLAGS) -c $< -o $@
 
-$(FUZZ_DIR)/obj-nonnull/%.o: %.c $(HDRS) tests/fuzz/fuzz.mk | deps
-	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(filter-out -Werror,$(FUZZ_OBJ_CFLAGS)) -c $< -o $@
-
-$(FUZZ_DIR)/obj/broker/sysio.o $(FUZZ_DIR)/obj-nonnull/broker/sysio.o: broker/sysio.c $(HDRS) | deps
+$(FUZZ_DIR)/obj/broker/sysio.o: broker/sysio.c $(HDRS) | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(BASEFLAGS) -O1 -c $< -o $@
 
 $(FUZZ_DIR)/fuzz_kafka: $(FUZZ_kafka_OBJ)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(FUZZ_kafka_OBJ) $(FUZZ_KLIBS) -lm
-
-$(FUZZ_DIR)/fuzz_kafka_nonnull: $(FUZZ_kafka_NN_OBJ)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(FUZZ_kafka_NN_OBJ) $(FUZZ_KLIBS) -lm
 
 $(FUZZ_DIR)/gen_corpus: tests/fuzz/gen_corpus.c broker/net/wire.c $(HDRS) | deps
 	@mkdir -p $(dir $@)

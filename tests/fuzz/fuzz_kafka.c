@@ -25,7 +25,7 @@
  *   byte 0, the mode:
  *     bits 0-3  0: the stream in one write; 1-14: pieces of CUT[bits]
  *               bytes (1, 2, 3, 4, 5, 7, 8, 13, 64, 100, 512, 1000, 4096,
- *               16384); 15: at the points listed after the mode byte,
+ *               16384); 15: at the points listed after the fixes byte,
  *               [u8 n][n x u16 le offset into the stream]
  *               Each piece is read by the node before the next is sent (a
  *               size, header or body split across reads); after
@@ -46,7 +46,13 @@
  *               partition and the harness settles again, now waiting up to
  *               LONG_MS with nothing moving (so that a JoinGroup held for
  *               the group's initial delay is answered)
- *   the rest: the stream, Kafka frames or garbage.
+ *   byte 1, the fixes: bit 0 set, the CRC-32C of the RecordBatch of every
+ *     partition of every Produce v3+ request is rewritten before the
+ *     stream is sent (fix_crcs), so that the fuzzer's changes inside a
+ *     batch (its count, deltas, records, compressed payload) get past the
+ *     checksum; bits 1-7 are ignored
+ *   the rest (after the cut list of mode 15): the stream, Kafka frames or
+ *   garbage.
  * "Settled": the node has read everything sent, owes no answer on the
  * connection (kafka_view_for_test), has written out its answers, and the
  * harness read them, seen twice with the loop run in between; or IDLE_MS
@@ -63,23 +69,21 @@
  *   - with mode end 0, once settled on a connection the node kept open,
  *     every request was answered but Produce with acks 0: none lost;
  *   - the node frees the connection within STALL_MS of the peer leaving
- *     (waiting Fetches being nudged meanwhile), and then holds no Fetch
- *     timer either (a Fetch outliving its connection must end once a
- *     partition it watches moves);
+ *     (waiting Fetches nudged meanwhile: finding 5), and then holds no
+ *     Fetch timer either: a Fetch of a connection that is gone ends;
  *   - stopping the node (kafka_stop, broker_quiesce, as the daemon does)
  *     drains the loop within STALL_MS, and the broker is then idle.
  * Oracle messages go to the process's original stderr, so that they stay
  * visible with -close_fd_mask=2 (which silences the node's own log lines).
  *
- * KNOWN FINDINGS, WORKED AROUND (README.md, "Findings"):
- *   3. a Fetch waiting when the port stops keeps the loop alive until its
- *      max_wait (up to 2^31 ms): kafka_stop() does not end it.  The harness
- *      nudges every partition before it stops the node; FUZZ_KAFKA_STRICT=1
- *      does not, and the stop's stall oracle then fails on such an input;
- *   4. null (or bad) names reach memchr/memcmp(NULL, 0) (groups_api.c's
- *      str_of, api.c's named_twice): build/fuzz/fuzz_kafka is built without
- *      UBSan's nonnull-attribute check (fuzz.mk), build/fuzz/fuzz_kafka_nonnull
- *      with it.
+ * FINDINGS (README.md): 3 (a Fetch waiting outlived its connection and the
+ * port) and 4 (memchr/memcmp(NULL, p, 0) on null names) are fixed; their
+ * reproducers are in tests/fuzz/crashes/ and the oracles above would
+ * catch 3 again.  5 is worked around: a connection paused by back pressure
+ * (512 requests in flight, the first a Fetch that waits) does not see its
+ * peer leave; the harness nudges the partitions while it waits for the
+ * node to free the connection, so that such Fetches end.
+ * FUZZ_KAFKA_STRICT=1 does not, and the oracle then fails on such inputs.
  *
  * FUZZ_KAFKA_VERBOSE=1 prints a line per input (requests, answers, bad
  * frames, what the node still owed).
@@ -87,6 +91,7 @@
 #include "broker/broker.h"
 #include "broker/config.h"
 #include "broker/kafka/codec.h"
+#include "broker/kafka/crc32c.h"
 #include "broker/kafka/kafka.h"
 #include "broker/log.h"
 #include "broker/sysio.h"
@@ -111,22 +116,23 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define IDLE_MS      5         /* nothing moving: stop waiting for answers */
-#define LONG_MS      600       /* the same after a nudge: a JoinGroup's rebalance ends */
-#define STALL_MS     5000      /* the node must have let go by then */
-#define NUDGE_MS     50        /* while waiting for it to let go: nudge this often */
-#define MAX_PIECES   256       /* pieces of an input, at most */
+#define IDLE_MS      5            /* nothing moving: stop waiting for answers */
+#define LONG_MS      600          /* the same after a nudge: a JoinGroup's rebalance ends */
+#define STALL_MS     5000         /* the node must have let go by then */
+#define NUDGE_MS     50           /* while waiting for it to let go: nudge this often */
+#define MAX_PIECES   256          /* pieces of an input, at most */
 #define MAX_FRAME    (100u << 20) /* server.c's bound on a request */
 #define MAX_ANSWER   (256u << 20) /* no answer of ours comes near */
 #define RESET_BYTES  (32u << 20)  /* partitions grown past this: a fresh node */
 #define RESET_TOPICS 16
 #define NAPI         64 /* API keys the harness tracks (ours are below 23) */
 
-#define MODE_CUT(m)     ((m)&0x0f)
-#define MODE_CUT_LIST   15
-#define MODE_SMALL(m)   (((m) >> 4) & 1)
-#define MODE_END(m)     (((m) >> 5) & 3)
-#define MODE_NUDGE(m)   (((m) >> 7) & 1)
+#define MODE_CUT(m)   ((m)&0x0f)
+#define MODE_CUT_LIST 15
+#define MODE_SMALL(m) (((m) >> 4) & 1)
+#define MODE_END(m)   (((m) >> 5) & 3)
+#define MODE_NUDGE(m) (((m) >> 7) & 1)
+#define FIX_CRC       0x01
 enum { END_SETTLE, END_AT_ONCE, END_UNREAD, END_HALF };
 
 static const size_t CUT[15] = {0, 1, 2, 3, 4, 5, 7, 8, 13, 64, 100, 512, 1000, 4096, 16384};
@@ -174,7 +180,7 @@ static struct {
     int base_handles; /* the port's handles when idle: its listener */
     uint64_t inputs, node_inputs, nodes;
     unsigned fresh_every; /* FUZZ_KAFKA_FRESH: inputs per node */
-    int verbose; /* FUZZ_KAFKA_VERBOSE: 1 a line per input, 2 and per answer */
+    int verbose;          /* FUZZ_KAFKA_VERBOSE: 1 a line per input, 2 and per answer */
     bool strict;
     /* what ApiVersions advertised (the first node is asked) */
     bool known[NAPI];
@@ -284,25 +290,21 @@ static void node_start(void)
     }
 }
 
-/* Waits (nudging every partition meanwhile) until the port holds no Fetch
- * timer: nothing of an input outlives it but what the groups hold. */
-static void wait_timers(const char *when)
+/* Waits until the port holds no Fetch timer: a Fetch of a connection that
+ * is gone ends at once (finding 3, fixed in a3f379c), so nothing of an
+ * input outlives it but what the groups hold. */
+static void wait_timers(void)
 {
-    uint64_t start = now_ms(), last_nudge = 0;
+    uint64_t start = now_ms();
     for (;;) {
         struct kafka_test_view v;
         kafka_view_for_test(g.k, &v);
         if (v.handles == g.base_handles && g.appends == 0)
             return;
-        uint64_t now = now_ms();
-        ORACLE(now - start < STALL_MS,
-               "%s: %d handles of the port still open (%d idle) %d ms after every partition was "
-               "nudged",
-               when, v.handles, g.base_handles, STALL_MS);
-        if (v.handles > g.base_handles && now - last_nudge >= NUDGE_MS) {
-            nudge();
-            last_nudge = now;
-        }
+        ORACLE(now_ms() - start < STALL_MS,
+               "%d handles of the port still open (%d when idle) %d ms after its last "
+               "connection was freed: a Fetch outlived its connection",
+               v.handles, g.base_handles, STALL_MS);
         spin(false);
     }
 }
@@ -311,9 +313,7 @@ static void wait_timers(const char *when)
  * the loop; removes its data dir. */
 static void node_stop(void)
 {
-    if (!g.strict)
-        wait_timers("stopping"); /* kafka_stop does not end waiting Fetches (finding 3) */
-    kafka_stop(g.k);
+    kafka_stop(g.k); /* ends waiting Fetches too (finding 3) */
     g.k = NULL;
     broker_quiesce(g.b);
     uint64_t start = now_ms();
@@ -365,22 +365,22 @@ struct req {
 };
 
 static struct {
-    int fd;                /* the harness's end, -1 once closed */
-    int sfd;               /* the node's end: valid while the view shows the connection */
-    const uint8_t *out;    /* the stream */
-    size_t out_len, sent;  /* its bytes, and those sent */
-    size_t avail;          /* may be sent: up to here */
-    bool dead;             /* the node closed (EPIPE, ECONNRESET or EOF) */
-    bool reading;          /* answers are read */
-    bool half;             /* shutdown(SHUT_WR) done */
-    uint8_t *rx;           /* answers received, not yet parsed */
+    int fd;               /* the harness's end, -1 once closed */
+    int sfd;              /* the node's end: valid while the view shows the connection */
+    const uint8_t *out;   /* the stream */
+    size_t out_len, sent; /* its bytes, and those sent */
+    size_t avail;         /* may be sent: up to here */
+    bool dead;            /* the node closed (EPIPE, ECONNRESET or EOF) */
+    bool reading;         /* answers are read */
+    bool half;            /* shutdown(SHUT_WR) done */
+    uint8_t *rx;          /* answers received, not yet parsed */
     size_t rx_len, rx_cap;
     uint64_t rx_total;
-    struct req *reqs;      /* what the stream asks, in order, up to the first frame the node
-                              must close on (or the end) */
+    struct req *reqs; /* what the stream asks, in order, up to the first frame the node
+                         must close on (or the end) */
     size_t nreqs, cap_reqs;
-    bool closes;           /* the stream holds a frame the node must close on */
-    size_t matched;        /* requests answered or passed over */
+    bool closes;    /* the stream holds a frame the node must close on */
+    size_t matched; /* requests answered or passed over */
     size_t answers;
 } pe;
 
@@ -452,8 +452,8 @@ static void parse_answers(void)
         ORACLE(size >= 4 && size <= MAX_ANSWER, "an answer of %" PRIu32 " bytes", size);
         if (pe.rx_len - at - 4 < size)
             break;
-        int32_t corr = (int32_t)((uint32_t)p[4] << 24 | (uint32_t)p[5] << 16 |
-                                 (uint32_t)p[6] << 8 | p[7]);
+        int32_t corr =
+            (int32_t)((uint32_t)p[4] << 24 | (uint32_t)p[5] << 16 | (uint32_t)p[6] << 8 | p[7]);
         size_t i = pe.matched;
         while (i < pe.nreqs && pe.reqs[i].corr != corr)
             i++;
@@ -465,7 +465,8 @@ static void parse_answers(void)
         pe.matched = i + 1;
         pe.answers++;
         if (g.verbose > 1) {
-            fprintf(report, "fuzz_kafka:   answer to api %d v%d (%" PRIu32 " bytes):", pe.reqs[i].api,
+            fprintf(report,
+                    "fuzz_kafka:   answer to api %d v%d (%" PRIu32 " bytes):", pe.reqs[i].api,
                     pe.reqs[i].version, size);
             for (uint32_t k = 4; k < size + 4 && k < 4 + 48; k++)
                 fprintf(report, " %02x", p[k]);
@@ -562,8 +563,7 @@ static bool run_until(enum want w, unsigned idle_ms)
             done = v.conns == 0 || pe.dead || (pe.sent == pe.avail && unread == 0);
             break;
         case W_SETTLED:
-            settled = v.conns == 0 || pe.dead ||
-                              (pe.sent == pe.avail && unread == 0 && v.owed == 0)
+            settled = v.conns == 0 || pe.dead || (pe.sent == pe.avail && unread == 0 && v.owed == 0)
                           ? settled + 1
                           : 0;
             done = settled >= 2; /* seen twice, the loop run in between */
@@ -574,9 +574,12 @@ static bool run_until(enum want w, unsigned idle_ms)
                    "the node kept the connection %d ms after its peer left (%zu requests owed, "
                    "%d handles)",
                    STALL_MS, v.owed, v.handles);
-            /* Back pressure (512 requests waiting) stops reading, and so
-             * seeing the EOF: let waiting Fetches end. */
-            if (!done && v.handles > g.base_handles + 1 && now - last_nudge >= NUDGE_MS) {
+            /* Finding 5: back pressure (512 requests in flight) stops
+             * reading, and so seeing the EOF; a Fetch that waits at the
+             * head holds it.  Nudged (but with FUZZ_KAFKA_STRICT), waiting
+             * Fetches end and the node reads again. */
+            if (!done && !g.strict && v.handles > g.base_handles + 1 &&
+                now - last_nudge >= NUDGE_MS) {
                 nudge();
                 last_nudge = now;
             }
@@ -633,6 +636,60 @@ static size_t pieces(uint8_t mode, const uint8_t **data, size_t *size, size_t *e
     return n;
 }
 
+/* ------------------------------------------------------------ CRCs */
+
+static uint32_t be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Rewrites the CRC-32C of the RecordBatch v2 at the start of each records
+ * field of the Produce v3+ requests of the stream (len bytes at p), so that
+ * the fuzzer's changes inside a batch reach the record iterator and the
+ * decompressors instead of stopping at the checksum.  Frames and fields
+ * are walked as h_produce reads them; whatever does not parse is left as
+ * it is. */
+static void fix_crcs(uint8_t *p, size_t len)
+{
+    size_t at = 0;
+    while (len - at >= 4) {
+        uint32_t size = be32(p + at);
+        if (size < 8 || size > len - at - 4)
+            return;
+        struct kr r;
+        kr_init(&r, p + at + 4, size);
+        struct kreq_hdr h;
+        if (kreq_hdr_parse(&r, &h, false) == 0 && h.api_key == 0 && h.api_version >= 3) {
+            const uint8_t *s;
+            kr_string(&r, &s); /* transactional id */
+            kr_i16(&r);
+            kr_i32(&r);
+            int32_t nt = kr_array(&r, 6);
+            for (int32_t i = 0; i < nt && !r.err; i++) {
+                kr_string(&r, &s);
+                int32_t np = kr_array(&r, 8);
+                for (int32_t j = 0; j < np && !r.err; j++) {
+                    kr_i32(&r);
+                    const uint8_t *b;
+                    int32_t n = kr_bytes(&r, &b);
+                    if (n < KBATCH_HDR || b[16] != 2)
+                        continue;
+                    uint32_t total = 12 + be32(b + 8);
+                    if (be32(b + 8) > (uint32_t)n - 12 || total < KBATCH_HDR)
+                        continue;
+                    uint8_t *m = p + (b - p); /* the stream's own bytes */
+                    uint32_t crc = kcrc32c(0, m + KBATCH_CRC_FROM, total - KBATCH_CRC_FROM);
+                    m[17] = (uint8_t)(crc >> 24);
+                    m[18] = (uint8_t)(crc >> 16);
+                    m[19] = (uint8_t)(crc >> 8);
+                    m[20] = (uint8_t)crc;
+                }
+            }
+        }
+        at += 4 + size;
+    }
+}
+
 /* ------------------------------------------------------------ the input */
 
 static void first_start(void)
@@ -647,7 +704,8 @@ static void first_start(void)
     snprintf(g.base, sizeof(g.base), "%s",
              stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) && access("/dev/shm", W_OK) == 0
                  ? "/dev/shm"
-                 : tmp && *tmp ? tmp : "/tmp");
+             : tmp && *tmp ? tmp
+                           : "/tmp");
     remove_stale_dirs();
     signal(SIGPIPE, SIG_IGN);
     mk_log_terminal_info(false);
@@ -707,11 +765,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     g.node_inputs++;
     if (size == 0)
         return 0;
-    uint8_t mode = data[0];
-    data++;
-    size--;
+    uint8_t mode = data[0], fix = size > 1 ? data[1] : 0;
+    data += size > 1 ? 2 : 1;
+    size -= size > 1 ? 2 : 1;
     static size_t ends[MAX_PIECES];
     size_t npieces = pieces(mode, &data, &size, ends, MAX_PIECES);
+    /* The stream, in a copy the harness may change. */
+    static uint8_t *copy;
+    static size_t copy_cap;
+    if (size > copy_cap) {
+        copy_cap = size;
+        copy = realloc(copy, copy_cap);
+        ORACLE(copy != NULL, "out of memory");
+    }
+    if (size)
+        memcpy(copy, data, size);
+    data = copy;
+    if (fix & FIX_CRC)
+        fix_crcs(copy, size);
 
     int sv[2];
     ORACLE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair: %s",
@@ -783,16 +854,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 "fuzz_kafka: input %" PRIu64 " (%zu bytes, mode %02x, %zu pieces): %zu requests "
                 "(%s), node took %" PRIu64 ", %zu answers (%" PRIu64 " bytes), bad frames +%" PRIu64
                 ", owed %zu, %s\n",
-                g.inputs, size, mode, npieces, pe.nreqs, pe.closes ? "then one it closes on" : "all",
-                v.requests - v0.requests, pe.answers, pe.rx_total, v.bad_frames - v0.bad_frames,
-                v.owed, v.conns ? (settled ? "settled" : "idle") : "closed by the node");
+                g.inputs, size, mode, npieces, pe.nreqs,
+                pe.closes ? "then one it closes on" : "all", v.requests - v0.requests, pe.answers,
+                pe.rx_total, v.bad_frames - v0.bad_frames, v.owed,
+                v.conns ? (settled ? "settled" : "idle") : "closed by the node");
 
     /* The peer leaves: with unread answers the node sees ECONNRESET. */
     close(pe.fd);
     pe.fd = -1;
     run_until(W_FREED, 0);
-    if (!g.strict) /* strict: what outlives the input meets node_stop (finding 3) */
-        wait_timers("after the peer left");
+    wait_timers();
 
     if (g.node_inputs >= g.fresh_every || topic_count(g.b) > RESET_TOPICS ||
         node_bytes() > RESET_BYTES)

@@ -10,7 +10,9 @@
  * range, headers that do not parse, versions never advertised, batches
  * with a bad CRC, a wrong count, a v1 message set, corrupt compressed
  * payloads, a Fetch waiting for data, 520 of them to reach back pressure).
- * Each file is one fuzz_kafka input: a mode byte, then the stream (the
+ * Each file is one fuzz_kafka input: a mode byte, a fixes byte (FIX_CRC:
+ * the harness rewrites the batches' CRCs, so that mutations inside them get
+ * past the checksum; not for the bad-CRC seed), then the stream (the
  * format is at the top of fuzz_kafka.c).
  * Given CRASHDIR, also the reproducers of the known findings (README.md).
  * Usage: gen_corpus_kafka DIR [CRASHDIR] (make fuzz-corpus).  Deterministic: the same
@@ -31,13 +33,14 @@
 #include <zstd.h>
 
 /* fuzz_kafka's mode byte */
-#define CUT(n)      (n)  /* pieces: index into fuzz_kafka's CUT[] (1: 1 byte ... 14) */
+#define CUT(n)      (n) /* pieces: index into fuzz_kafka's CUT[] (1: 1 byte ... 14) */
 #define CUT_LIST    15
 #define SMALL       0x10 /* small socket buffers */
 #define END_AT_ONCE 0x20
 #define END_UNREAD  0x40
 #define END_HALF    0x60
 #define NUDGE       0x80
+#define FIX_CRC     0x01 /* fuzz_kafka's second byte: it rewrites the batches' CRCs */
 
 enum {
     PRODUCE = 0,
@@ -64,6 +67,7 @@ static struct kw s; /* the stream of the seed being built */
 static int files;
 static size_t bytes;
 static int32_t corr;
+static uint8_t fix = FIX_CRC; /* the next seed's second byte (then back to FIX_CRC) */
 
 static void die(const char *what)
 {
@@ -90,6 +94,7 @@ static void seed_cuts(const char *name, uint8_t mode, const uint16_t *cuts, size
     if (!f)
         die(path);
     fputc(mode, f);
+    fputc(fix, f);
     if ((mode & 0x0f) == CUT_LIST) {
         fputc((int)ncuts, f);
         for (size_t i = 0; i < ncuts; i++) {
@@ -102,9 +107,10 @@ static void seed_cuts(const char *name, uint8_t mode, const uint16_t *cuts, size
     if (fclose(f) != 0)
         die(path);
     files++;
-    bytes += 1 + s.len;
+    bytes += 2 + s.len;
     kw_free(&s);
     corr = 0;
+    fix = FIX_CRC;
 }
 
 static void seed(const char *name, uint8_t mode)
@@ -112,7 +118,7 @@ static void seed(const char *name, uint8_t mode)
     seed_cuts(name, mode, NULL, 0);
 }
 
-/* Writes CRASHDIR/NAME, a reproducer (mode 0, then the stream). */
+/* Writes CRASHDIR/NAME, a reproducer (mode 0, no fixes, then the stream). */
 static void reproducer(const char *crashdir, const char *name)
 {
     char path[4096];
@@ -120,6 +126,7 @@ static void reproducer(const char *crashdir, const char *name)
     FILE *f = fopen(path, "wb");
     if (!f)
         die(path);
+    fputc(0, f);
     fputc(0, f);
     if (fwrite(s.p, 1, s.len, f) != s.len || fclose(f) != 0)
         die(path);
@@ -184,6 +191,13 @@ static size_t compress_gzip(const uint8_t *in, size_t n, uint8_t *out, size_t ca
     return len;
 }
 
+/* Two gzip members, one after the other (the decoder reads both). */
+static size_t compress_gzip2(const uint8_t *in, size_t n, uint8_t *out, size_t cap)
+{
+    size_t a = compress_gzip(in, n / 2, out, cap);
+    return a + compress_gzip(in + n / 2, n - n / 2, out + a, cap - a);
+}
+
 static size_t compress_snappy(const uint8_t *in, size_t n, uint8_t *out, size_t cap)
 {
     size_t len = cap;
@@ -195,7 +209,8 @@ static size_t compress_snappy(const uint8_t *in, size_t n, uint8_t *out, size_t 
  * then blocks of [i32 length][raw snappy], here two. */
 static size_t compress_xerial(const uint8_t *in, size_t n, uint8_t *out, size_t cap)
 {
-    static const uint8_t magic[16] = {0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0, 0, 0, 0, 1, 0, 0, 0, 1};
+    static const uint8_t magic[16] = {0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0,
+                                      0,    0,   0,   1,   0,   0,   0,   1};
     memcpy(out, magic, sizeof(magic));
     size_t at = sizeof(magic), half = n / 2;
     for (int i = 0; i < 2; i++) {
@@ -225,7 +240,7 @@ static size_t compress_zstd(const uint8_t *in, size_t n, uint8_t *out, size_t ca
     return len;
 }
 
-enum { C_NONE, C_GZIP, C_SNAPPY, C_LZ4, C_ZSTD, C_XERIAL };
+enum { C_NONE, C_GZIP, C_SNAPPY, C_LZ4, C_ZSTD, C_XERIAL, C_GZIP2 };
 
 static void put32(uint8_t *p, uint32_t v)
 {
@@ -244,13 +259,14 @@ static void batch_reseal(uint8_t *b, size_t len)
 }
 
 struct batch_opt {
-    int codec;       /* C_* */
-    int n;           /* records */
-    bool keyed;      /* keys and headers */
-    int64_t pid;     /* producer id, -1: none */
+    int codec;   /* C_* */
+    int n;       /* records */
+    int big;     /* bytes of each value, 0: a short text */
+    bool keyed;  /* keys and headers */
+    int64_t pid; /* producer id, -1: none */
     int16_t epoch;
     int32_t seq;
-    int64_t base;    /* base offset as sent (brokers ignore it) */
+    int64_t base; /* base offset as sent (brokers ignore it) */
 };
 
 /* Writes a RecordBatch v2 per o into out (just the batch). */
@@ -265,16 +281,24 @@ static void batch_build(struct kw *out, struct batch_opt o)
     bb.base_seq = o.pid >= 0 ? o.seq : -1;
     uint8_t hs[64];
     size_t hl = headers(hs, sizeof(hs));
+    char *bigval = o.big ? malloc((size_t)o.big) : NULL;
+    if (bigval)
+        memset(bigval, 'a', (size_t)o.big);
     for (int i = 0; i < o.n; i++) {
         char key[16], val[64];
         int kl = snprintf(key, sizeof(key), "k%d", i);
         int vl = snprintf(val, sizeof(val), "record %d of the batch, some text to compress", i);
         if (i == 2) /* a null value among them */
             vl = -1;
-        kbatch_build_add(&bb, o.base + i, TS + i, o.keyed ? key : NULL, o.keyed ? kl : -1,
-                         vl < 0 ? NULL : val, vl, o.keyed ? 2 : 0, o.keyed ? hs : NULL,
-                         o.keyed ? hl : 0);
+        const char *v = vl < 0 ? NULL : val;
+        if (bigval) {
+            v = bigval;
+            vl = o.big;
+        }
+        kbatch_build_add(&bb, o.base + i, TS + i, o.keyed ? key : NULL, o.keyed ? kl : -1, v, vl,
+                         o.keyed ? 2 : 0, o.keyed ? hs : NULL, o.keyed ? hl : 0);
     }
+    free(bigval);
     need(kbatch_build_end(&bb) == 0, "kbatch_build_end");
     if (o.codec == C_NONE) {
         kw_raw(out, w.p, w.len);
@@ -290,11 +314,13 @@ static void batch_build(struct kw *out, struct batch_opt o)
     const uint8_t *recs = w.p + KBATCH_HDR;
     uint8_t *dst = b + KBATCH_HDR;
     size_t cn = o.codec == C_GZIP     ? compress_gzip(recs, rn, dst, cap)
+                : o.codec == C_GZIP2  ? compress_gzip2(recs, rn, dst, cap)
                 : o.codec == C_SNAPPY ? compress_snappy(recs, rn, dst, cap)
                 : o.codec == C_XERIAL ? compress_xerial(recs, rn, dst, cap)
                 : o.codec == C_LZ4    ? compress_lz4(recs, rn, dst, cap)
                                       : compress_zstd(recs, rn, dst, cap);
-    b[22] = (uint8_t)((b[22] & ~KBATCH_ATTR_CODEC) | (o.codec == C_XERIAL ? C_SNAPPY : o.codec));
+    int codec = o.codec == C_XERIAL ? C_SNAPPY : o.codec == C_GZIP2 ? C_GZIP : o.codec;
+    b[22] = (uint8_t)((b[22] & ~KBATCH_ATTR_CODEC) | codec);
     batch_reseal(b, KBATCH_HDR + cn);
     kw_raw(out, b, KBATCH_HDR + cn);
     free(b);
@@ -428,7 +454,7 @@ static void fetch(int16_t v, int32_t max_wait, int32_t min_bytes, int32_t max_by
     kw_i32(&s, max_bytes);
     kw_i8(&s, 0); /* isolation: read uncommitted */
     if (v >= 7) {
-        kw_i32(&s, 0); /* session id */
+        kw_i32(&s, 0);  /* session id */
         kw_i32(&s, -1); /* session epoch */
     }
     int ntopics = 0;
@@ -731,12 +757,9 @@ static void every_version(void)
         seed(name, 0);
     }
     for (int16_t v = 0; v <= 4; v++) {
-        struct new_topic t[] = {{"new1", 2, 1, false, true},
-                                {"new2", -1, -1, false, false},
-                                {"t1", 1, 1, false, false},
-                                {"bad/name", 1, 1, false, false},
-                                {"new3", 0, 1, false, false},
-                                {"new4", 1, 3, false, false},
+        struct new_topic t[] = {{"new1", 2, 1, false, true},  {"new2", -1, -1, false, false},
+                                {"t1", 1, 1, false, false},   {"bad/name", 1, 1, false, false},
+                                {"new3", 0, 1, false, false}, {"new4", 1, 3, false, false},
                                 {"new5", 1, 1, true, false}};
         create_topics(v, t, 7, false);
         snprintf(name, sizeof(name), "create-topics-v%d", v);
@@ -832,9 +855,11 @@ static void sequences(void)
     api_versions(3);
     metadata(4, t1, 1, true);
     init_producer_id(1, NULL);
-    struct part_batch p0[] = {{"t1", 0, {.codec = C_LZ4, .n = 3, .keyed = true, .pid = 7, .seq = 0}}};
+    struct part_batch p0[] = {
+        {"t1", 0, {.codec = C_LZ4, .n = 3, .keyed = true, .pid = 7, .seq = 0}}};
     produce(7, -1, p0, 1);
-    struct part_batch p1[] = {{"t1", 0, {.codec = C_LZ4, .n = 2, .keyed = true, .pid = 7, .seq = 3}}};
+    struct part_batch p1[] = {
+        {"t1", 0, {.codec = C_LZ4, .n = 2, .keyed = true, .pid = 7, .seq = 3}}};
     produce(7, -1, p1, 1);
     produce(7, -1, p1, 1); /* again: a duplicate, answered with its offset */
     struct part_batch p2[] = {{"t1", 0, {.codec = C_NONE, .n = 1, .pid = 7, .seq = 9}}};
@@ -883,7 +908,8 @@ static void sequences(void)
     seed("seq-group-member", 0);
 
     /* Commits to the offsets topic through Produce: groups folds them. */
-    struct part_batch po[] = {{"__consumer_offsets", 0, {.codec = C_NONE, .n = 3, .keyed = true, .pid = -1}}};
+    struct part_batch po[] = {
+        {"__consumer_offsets", 0, {.codec = C_NONE, .n = 3, .keyed = true, .pid = -1}}};
     find_coordinator(0, "g4", 0);
     offset_commit(2, "g4", -1, "", "t1", 1, "x");
     produce(3, 1, po, 1);
@@ -937,11 +963,36 @@ static void cuts_and_ends(void)
     seed("small-buffers-unread", SMALL | END_UNREAD);
 }
 
+/* Fetch v4 of t2/1 from offset 0, client id null: the smallest that waits. */
+static void small_fetch(int32_t max_wait)
+{
+    frame_at = kw_reserve(&s, 4);
+    kw_i16(&s, FETCH);
+    kw_i16(&s, 4);
+    kw_i32(&s, ++corr);
+    kw_string(&s, NULL, -1);
+    kw_i32(&s, -1);
+    kw_i32(&s, max_wait);
+    kw_i32(&s, 1);
+    kw_i32(&s, 1 << 20);
+    kw_i8(&s, 0);
+    kw_array(&s, 1);
+    str("t2");
+    kw_array(&s, 1);
+    kw_i32(&s, 1);
+    kw_i64(&s, 0);
+    kw_i32(&s, 1 << 20);
+    end();
+}
+
 /* Near misses: what the node must refuse, answer with an error, or close on. */
 static void near_misses(void)
 {
-    static const uint8_t sizes[][4] = {
-        {0, 0, 0, 0}, {0, 0, 0, 7}, {0x7f, 0xff, 0xff, 0xff}, {0x06, 0x40, 0x00, 0x01}, {0xff, 0xff, 0xff, 0xff}};
+    static const uint8_t sizes[][4] = {{0, 0, 0, 0},
+                                       {0, 0, 0, 7},
+                                       {0x7f, 0xff, 0xff, 0xff},
+                                       {0x06, 0x40, 0x00, 0x01},
+                                       {0xff, 0xff, 0xff, 0xff}};
     static const char *const size_names[] = {"0", "7", "max", "100MiB+1", "negative"};
     char name[64];
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
@@ -994,6 +1045,7 @@ static void near_misses(void)
     batch_build(&w, plain);
     w.p[w.len - 3] ^= 0x55; /* a record byte: the CRC no longer matches */
     produce_raw(3, "t1", 0, w.p, w.len);
+    fix = 0; /* the harness would make it right */
     seed("batch-bad-crc", 0);
     batch_reseal(w.p, w.len); /* the CRC right again, a record's bytes not */
     produce_raw(3, "t1", 0, w.p, w.len);
@@ -1025,6 +1077,20 @@ static void near_misses(void)
     struct part_batch pz[] = {{"t1", 0, {.codec = C_ZSTD, .n = 3, .pid = -1}}};
     produce(3, 1, pz, 1);
     seed("batch-zstd-in-v3", 0);
+    /* One record of 200 KB (100 KB for snappy, which compresses runs less):
+     * more than the 1 x (65536 + 64) + 4096 bytes the handler lets one
+     * record decompress to: -EMSGSIZE, RECORD_LIST_TOO_LARGE. */
+    static const char *const bomb_names[] = {"none", "gzip", "snappy", "lz4", "zstd", "xerial"};
+    for (int c = C_GZIP; c <= C_XERIAL; c++) {
+        int big = c == C_SNAPPY || c == C_XERIAL ? 100 << 10 : 200 << 10;
+        struct part_batch pb1[] = {{"t1", 0, {.codec = c, .n = 1, .big = big, .pid = -1}}};
+        produce(7, 1, pb1, 1);
+        snprintf(name, sizeof(name), "batch-%s-bomb", bomb_names[c]);
+        seed(name, 0);
+    }
+    struct part_batch pg2[] = {{"t2", 0, {.codec = C_GZIP2, .n = 6, .keyed = true, .pid = -1}}};
+    produce(4, 1, pg2, 1);
+    seed("batch-gzip-two-members", 0);
     /* Compressed payloads cut short, or with a byte changed (CRC redone). */
     static const char *const codec_names[] = {"none", "gzip", "snappy", "lz4", "zstd", "xerial"};
     for (int c = C_GZIP; c <= C_XERIAL; c++) {
@@ -1049,38 +1115,21 @@ static void near_misses(void)
     fetch(4, 0x7fffffff, 1000000, 1 << 20, fw, 1);
     seed("fetch-waits-forever", 0);
     /* 520 such Fetches: back pressure (512 in flight) stops reading. */
-    for (int i = 0; i < 520; i++) {
-        frame_at = kw_reserve(&s, 4);
-        kw_i16(&s, FETCH);
-        kw_i16(&s, 4);
-        kw_i32(&s, ++corr);
-        kw_string(&s, NULL, -1);
-        kw_i32(&s, -1);
-        kw_i32(&s, 1000);
-        kw_i32(&s, 1);
-        kw_i32(&s, 1 << 20);
-        kw_i8(&s, 0);
-        kw_array(&s, 1);
-        str("t2");
-        kw_array(&s, 1);
-        kw_i32(&s, 1);
-        kw_i64(&s, 0);
-        kw_i32(&s, 1 << 20);
-        end();
-    }
+    for (int i = 0; i < 520; i++)
+        small_fetch(1000);
     seed("fetch-back-pressure", 0);
 }
 
-/* The known findings of README.md ("Findings"), one input each. */
+/* The findings of README.md ("Findings"), one input each. */
 static void crash_seeds(const char *crashdir)
 {
-    /* 3: a Fetch that waits 2^31 - 1 ms keeps the stopped port's loop
-     * alive (FUZZ_KAFKA_STRICT=1: the stop's stall oracle fails). */
+    /* 3 (fixed): a Fetch that waits 2^31 - 1 ms kept the stopped port's
+     * loop alive (the stall oracles of fuzz_kafka fail if it comes back). */
     struct fetch_part fw[] = {{"t2", 1, 0}};
     fetch(4, 0x7fffffff, 1000000, 1 << 20, fw, 1);
     reproducer(crashdir, "kafka-fetch-waits-at-stop");
-    /* 4: a null topic name: memchr(NULL, 0, 0) in groups_api.c's str_of
-     * (UBSan's nonnull-attribute: build/fuzz/fuzz_kafka_nonnull). */
+    /* 4 (fixed): a null topic name reached memchr(NULL, 0, 0) in
+     * groups_api.c's str_of (UBSan's nonnull-attribute check). */
     req(OFFSET_COMMIT, 2);
     str("g1");
     kw_i32(&s, -1);
@@ -1107,6 +1156,13 @@ static void crash_seeds(const char *crashdir)
     static const char *const nulls[] = {NULL, NULL};
     delete_topics(0, nulls, 2);
     reproducer(crashdir, "kafka-delete-topics-null-names");
+    /* 5: 520 Fetches, the first waiting 2^31 - 1 ms: 512 in flight stop
+     * the reading, the first holds the others' answers, and the node
+     * never sees the peer leave (FUZZ_KAFKA_STRICT=1: the oracle fails). */
+    small_fetch(0x7fffffff);
+    for (int i = 1; i < 520; i++)
+        small_fetch(1000);
+    reproducer(crashdir, "kafka-back-pressure-hides-eof");
 }
 
 int main(int argc, char **argv)
